@@ -1,0 +1,38 @@
+# Everything a fresh clone needs is installed by these targets: CI runs `make test` on a new machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+
+.PHONY: setup ffmpeg test demo bench clean
+
+setup: $(STAMP) ffmpeg
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+ffmpeg:
+	@if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then \
+		echo "ffmpeg/ffprobe missing: installing Debian's ffmpeg"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg; \
+	fi
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/tiktok-pipeline demo
+
+bench: setup
+	$(PY) bench/upload.py
+	$(PY) bench/transcode.py
+
+clean:
+	rm -rf $(VENV) .prefect .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""Fixtures: lavfi-generated media, cached per session."""

@@ -1,0 +1,1 @@
+"""Fixtures: a running sandbox on a free loopback port."""

@@ -1,0 +1,43 @@
+"""The `tiktok-pipeline` command line (Typer + Rich).
+
+Each area registers its commands from its own module so they stay small: media commands in
+`tiktok_pipeline._cli_media`, the sandbox in `tiktok_pipeline._cli_sandbox`, the demo in
+`tiktok_pipeline._cli_demo`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="tiktok-pipeline",
+    help="Validate, transcode and publish videos to TikTok through the Content Posting API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from tiktok_pipeline import __version__
+
+    typer.echo(__version__)
+
+
+def _register() -> None:
+    # Imported here so `tiktok-pipeline --help` stays fast and one broken area cannot hide the rest.
+    from tiktok_pipeline import _cli_demo, _cli_media, _cli_sandbox
+
+    for module in (_cli_media, _cli_sandbox, _cli_demo):
+        module.register(app)
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""transcode package."""
