@@ -1,8 +1,8 @@
 """The `tiktok-pipeline` command line (Typer + Rich).
 
 Each area registers its commands from its own module so they stay small: media commands in
-`tiktok_pipeline._cli_media`, the sandbox in `tiktok_pipeline._cli_sandbox`, the demo in
-`tiktok_pipeline._cli_demo`.
+`tiktok_pipeline._cli_media`, the sandbox in `tiktok_pipeline._cli_sandbox`, the ledger in
+`tiktok_pipeline._cli_db`, the demo in `tiktok_pipeline._cli_demo`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Validate, transcode and publish videos to TikTok through the Content Posting API."""
+
+
 @app.command()
 def version() -> None:
     """Print the installed version."""
@@ -28,9 +33,9 @@ def version() -> None:
 
 def _register() -> None:
     # Imported here so `tiktok-pipeline --help` stays fast and one broken area cannot hide the rest.
-    from tiktok_pipeline import _cli_demo, _cli_media, _cli_sandbox
+    from tiktok_pipeline import _cli_db, _cli_demo, _cli_media, _cli_sandbox
 
-    for module in (_cli_media, _cli_sandbox, _cli_demo):
+    for module in (_cli_media, _cli_sandbox, _cli_db, _cli_demo):
         module.register(app)
 
 
