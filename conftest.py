@@ -3,4 +3,4 @@ import os
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.media"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.media", "tests.plugins.s3"]

@@ -1,0 +1,63 @@
+"""What the OAuth and API clients share: httpx client construction and transport-error wrapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tiktok._errors import TransportError, UnexpectedResponse
+from tiktok_pipeline.settings import Settings
+
+# Failures raised before any byte of the request can have reached the server.
+_NOT_DELIVERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def api_timeout(settings: Settings) -> httpx.Timeout:
+    return httpx.Timeout(settings.http_read_timeout, connect=settings.http_connect_timeout)
+
+
+def upload_timeout(settings: Settings) -> httpx.Timeout:
+    return httpx.Timeout(settings.upload_timeout, connect=settings.http_connect_timeout)
+
+
+def new_http_client(settings: Settings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    # Redirects are never followed: an OAuth or API answer that redirects is a misconfiguration.
+    return httpx.Client(
+        base_url=settings.api_base_url.rstrip("/"),
+        timeout=api_timeout(settings),
+        transport=transport,
+        follow_redirects=False,
+        headers={"User-Agent": "tiktok-pipeline"},
+    )
+
+
+def send(http: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """Send and read the answer, turning httpx transport failures into `TransportError`."""
+    try:
+        return http.send(request)
+    except httpx.TransportError as exc:
+        delivered = not isinstance(exc, _NOT_DELIVERED)
+        raise TransportError(
+            f"{type(exc).__name__} on {request.method} {request.url.copy_with(query=None)}: {exc}",
+            maybe_delivered=delivered,
+            detail={"exception": type(exc).__name__, "url": str(request.url.copy_with(query=None))},
+        ) from exc
+
+
+def json_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when it is not JSON (proxies, gateways)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def unexpected(response: httpx.Response, problem: str, *, detail: Any = None) -> UnexpectedResponse:
+    """`detail` defaults to the start of the body; pass something else when the body holds secrets."""
+    return UnexpectedResponse(
+        f"unexpected answer from {response.request.url.path} (HTTP {response.status_code}): {problem}",
+        http_status=response.status_code,
+        detail={"body": response.text[:2000]} if detail is None else detail,
+    )
