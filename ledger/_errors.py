@@ -1,0 +1,73 @@
+"""The ledger's error hierarchy (see `tiktok_pipeline.errors` for the retryable / needs_reauth protocol)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tiktok_pipeline.errors import PipelineError
+
+
+class LedgerError(PipelineError):
+    """Base of every error the ledger raises on purpose."""
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database could not be reached or was busy (connection refused, lock timeout)."""
+
+    retryable = True
+
+
+class InvalidInput(LedgerError):
+    """A value handed to the ledger is unusable (account name, cap, mode, missing publish_id)."""
+
+
+class EncryptionKeyMissing(LedgerError):
+    """Tokens must be read or written but no encryption key was given."""
+
+
+class EncryptionKeyInvalid(LedgerError):
+    """The key is not a Fernet key, or stored tokens were encrypted with another key."""
+
+
+class AccountNotFound(LedgerError):
+    """No account is stored under that name."""
+
+
+class AccountConflict(LedgerError):
+    """The TikTok user is already connected under another account name."""
+
+
+class AccountNeedsReconnect(LedgerError):
+    """The account's grant is gone (revoked, expired refresh token): the user must connect it again."""
+
+    needs_reauth = True
+
+    def __init__(self, account_name: str, reason: str, *, detail: Any = None) -> None:
+        super().__init__(
+            f"account {account_name!r} needs to be reconnected ({reason}); "
+            f"run `tiktok-pipeline accounts connect {account_name}`",
+            detail=detail,
+        )
+        self.account_name = account_name
+
+
+class PostNotFound(LedgerError):
+    """No post matches the id, idempotency key or publish_id."""
+
+
+class DuplicatePost(LedgerError):
+    """The idempotency key already belongs to a post with different content, account or mode."""
+
+
+class IllegalTransition(LedgerError):
+    """The post's state machine does not allow the requested change."""
+
+
+class DailyCapReached(LedgerError):
+    """The creator used every slot of the rolling 24 h window; `next_slot_at` says when one frees
+    (None when the cap is 0)."""
+
+    def __init__(self, message: str, *, next_slot_at: datetime | None, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.next_slot_at = next_slot_at

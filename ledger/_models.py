@@ -1,0 +1,128 @@
+"""SQLAlchemy tables of the ledger. The Alembic migrations in `ledger/migrations` must match them
+(tests/ledger/test_migrations.py compares both)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ledger._states import AccountStatus, PostMode, PostState
+
+DEFAULT_DIRECT_DAILY_CAP = 15
+DEFAULT_INBOX_DAILY_CAP = 5
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out. SQLite keeps no zone, so values are stored there as naive UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the ledger only stores timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(enum_class: type[StrEnum], name: str) -> sa.Enum:
+    # VARCHAR + CHECK on every backend: adding a value later is a plain migration, no ALTER TYPE.
+    return sa.Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    open_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    username: Mapped[str | None] = mapped_column(sa.String(128))
+    nickname: Mapped[str | None] = mapped_column(sa.String(256))
+    scopes: Mapped[list[str]] = mapped_column(sa.JSON)
+    access_token_ciphertext: Mapped[str] = mapped_column(sa.Text)
+    refresh_token_ciphertext: Mapped[str] = mapped_column(sa.Text)
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    refresh_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus, "account_status"))
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    direct_daily_cap: Mapped[int] = mapped_column(default=DEFAULT_DIRECT_DAILY_CAP)
+    inbox_daily_cap: Mapped[int] = mapped_column(default=DEFAULT_INBOX_DAILY_CAP)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostRow(Base):
+    __tablename__ = "posts"
+    __table_args__ = (sa.Index(None, "account_id", "slot_reserved_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    source_uri: Mapped[str] = mapped_column(sa.Text)
+    content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    caption: Mapped[str] = mapped_column(sa.Text)
+    options: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    mode: Mapped[PostMode] = mapped_column(_enum(PostMode, "post_mode"))
+    state: Mapped[PostState] = mapped_column(_enum(PostState, "post_state"), index=True)
+    slot_reserved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_id: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
+    post_ids: Mapped[list[str]] = mapped_column(sa.JSON)
+    share_url: Mapped[str | None] = mapped_column(sa.Text)
+    privacy_level: Mapped[str | None] = mapped_column(sa.String(64))
+    error_code: Mapped[str | None] = mapped_column(sa.String(128))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[AccountRow] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def account_name(self) -> str:
+        return self.account.name
+
+
+class PostEventRow(Base):
+    """Append-only audit trail: the ledger only ever inserts here."""
+
+    __tablename__ = "post_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(sa.ForeignKey("posts.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_state: Mapped[PostState | None] = mapped_column(_enum(PostState, "post_event_from_state"))
+    to_state: Mapped[PostState] = mapped_column(_enum(PostState, "post_event_to_state"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)

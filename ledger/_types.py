@@ -1,0 +1,108 @@
+"""Public, immutable views of ledger rows and the token grant the ledger stores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger._states import AccountStatus, PostMode, PostState
+
+
+class TokenGrant(BaseModel):
+    """What TikTok's token endpoint answers (authorization_code or refresh_token grant).
+
+    Lifetimes are read from every answer, never assumed (TikTok documents both 24 h and 2 h)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    access_token: str = Field(repr=False, min_length=1)
+    expires_in: int = Field(gt=0, description="access token lifetime, seconds")
+    refresh_token: str = Field(repr=False, min_length=1)
+    refresh_expires_in: int = Field(gt=0, description="refresh token lifetime, seconds")
+    open_id: str
+    scope: str = Field("", description="comma-separated scopes granted")
+
+    @property
+    def scope_list(self) -> list[str]:
+        return [s.strip() for s in self.scope.split(",") if s.strip()]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class Account(_View):
+    """A connected creator, without its tokens (they are only handed out by `ensure_fresh_token`)."""
+
+    id: int
+    name: str
+    open_id: str
+    username: str | None
+    nickname: str | None
+    scopes: list[str]
+    status: AccountStatus
+    status_reason: str | None
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    direct_daily_cap: int
+    inbox_daily_cap: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Post(_View):
+    id: int
+    idempotency_key: str
+    account_id: int
+    account_name: str
+    source_uri: str
+    content_sha256: str
+    caption: str
+    options: dict[str, Any]
+    mode: PostMode
+    state: PostState
+    slot_reserved_at: datetime | None
+    publish_id: str | None
+    post_ids: list[str]
+    share_url: str | None
+    privacy_level: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+
+
+class PostEvent(_View):
+    id: int
+    post_id: int
+    at: datetime
+    from_state: PostState | None
+    to_state: PostState
+    kind: str
+    message: str | None
+    data: dict[str, Any] | None
+
+
+class CapUsage(BaseModel):
+    """One cap of one creator over the rolling 24 h window ending now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int
+    used: int
+    #: When a slot frees up if none is free now; None while one is free.
+    next_slot_at: datetime | None
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+class CapsLeft(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    direct: CapUsage
+    inbox: CapUsage

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Barrier as ProcessBarrier
+
+import pytest
+
+from ledger import CAP_WINDOW, DailyCapReached, Ledger, PostMode, PostState, cap_usage
+from tests.ledger.helpers import SteppingClock, connect, initialized_post, ready_post
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_cap_usage_is_a_rolling_window() -> None:
+    times = [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert cap_usage(times, 3, T0 + timedelta(hours=3)).model_dump() == {
+        "limit": 3, "used": 3, "next_slot_at": T0 + CAP_WINDOW,
+    }
+    # Over the limit (the limit was lowered): the next slot frees when usage drops below it.
+    assert cap_usage(times, 2, T0 + timedelta(hours=3)).next_slot_at == T0 + timedelta(hours=25)
+    assert cap_usage(times, 3, T0 + CAP_WINDOW).used == 2  # T0 just left the window
+    spare = cap_usage(times, 5, T0 + timedelta(hours=3))
+    assert (spare.left, spare.next_slot_at) == (2, None)
+    assert cap_usage([], 0, T0).model_dump() == {"limit": 0, "used": 0, "next_slot_at": None}
+
+
+def test_direct_cap_rolls_over_24_hours(ledger: Ledger, clock: SteppingClock) -> None:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=3)
+    start = clock.now
+    for n in range(3):
+        initialized_post(ledger, f"p{n}")
+        clock.advance(timedelta(hours=1))
+    blocked = ready_post(ledger, "p3")
+    with pytest.raises(DailyCapReached) as caught:
+        ledger.reserve_slot(blocked)
+    assert caught.value.next_slot_at == start + CAP_WINDOW
+    assert caught.value.final
+    assert "used 3 of its 3 direct posts" in str(caught.value)
+    assert ledger.get_post(blocked.id).slot_reserved_at is None
+    caps = ledger.caps_left("brand")
+    assert (caps.direct.used, caps.direct.left, caps.direct.next_slot_at) == (3, 0, start + CAP_WINDOW)
+    assert (caps.inbox.used, caps.inbox.left) == (0, 5)
+
+    clock.now = start + CAP_WINDOW - timedelta(seconds=1)
+    with pytest.raises(DailyCapReached):
+        ledger.reserve_slot(blocked)
+    clock.now = start + CAP_WINDOW
+    assert ledger.reserve_slot(blocked).slot_reserved_at == clock.now
+    assert ledger.caps_left("brand").direct.left == 0
+
+
+def test_what_counts_toward_the_cap(ledger: Ledger) -> None:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=2)
+    # Failed before init (TikTok never saw it): the slot comes back.
+    early = ledger.reserve_slot(ready_post(ledger, "early"))
+    assert ledger.caps_left("brand").direct.used == 1
+    ledger.transition(early, PostState.failed, error_code="transcode_failed")
+    assert ledger.caps_left("brand").direct.used == 0
+    # Discarded before init: same.
+    ledger.transition(ledger.reserve_slot(ready_post(ledger, "dropped")), PostState.discarded)
+    assert ledger.caps_left("brand").direct.used == 0
+    # Failed after init: TikTok counted the attempt, so do we.
+    ledger.transition(initialized_post(ledger, "late"), PostState.failed, error_code="spam_risk")
+    assert ledger.caps_left("brand").direct.used == 1
+    # Reserving twice holds one slot.
+    held = ledger.reserve_slot(ready_post(ledger, "held"))
+    assert ledger.reserve_slot(held).slot_reserved_at == held.slot_reserved_at
+    assert ledger.caps_left("brand").direct.used == 2
+    with pytest.raises(DailyCapReached):
+        ledger.reserve_slot(ready_post(ledger, "one-too-many"))
+    # Only posts of this creator count.
+    connect(ledger, "agency")
+    assert ledger.reserve_slot(ready_post(ledger, "other", account="agency")).slot_reserved_at is not None
+
+
+def test_inbox_pending_cap_is_separate(ledger: Ledger) -> None:
+    connect(ledger)
+    for n in range(5):
+        ledger.transition(initialized_post(ledger, f"i{n}", mode=PostMode.inbox), PostState.processing)
+    with pytest.raises(DailyCapReached, match="5 inbox posts"):
+        ledger.reserve_slot(ready_post(ledger, "i5", mode=PostMode.inbox))
+    assert ledger.reserve_slot(ready_post(ledger, "direct")).slot_reserved_at is not None
+    caps = ledger.caps_left("brand")
+    assert (caps.inbox.used, caps.direct.used) == (5, 1)
+
+
+def test_slots_are_taken_before_init_only(ledger: Ledger) -> None:
+    connect(ledger)
+    post = initialized_post(ledger, "p")
+    with pytest.raises(Exception, match="slots are reserved before init"):
+        ledger.reserve_slot(post)
+
+
+def test_zero_cap_never_frees(ledger: Ledger) -> None:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=0)
+    with pytest.raises(DailyCapReached, match="never") as caught:
+        ledger.reserve_slot(ready_post(ledger, "p"))
+    assert caught.value.next_slot_at is None
+
+
+def _one_slot_left(ledger: Ledger, contenders: int) -> list[int]:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=2)
+    initialized_post(ledger, "used")
+    return [ready_post(ledger, f"contender-{n}").id for n in range(contenders)]
+
+
+def test_threads_racing_for_the_last_slot(ledger: Ledger) -> None:
+    post_ids = _one_slot_left(ledger, 6)
+    barrier = threading.Barrier(len(post_ids))
+    outcomes: list[str] = []
+
+    def publish(post_id: int) -> None:
+        barrier.wait()
+        try:
+            ledger.reserve_slot(post_id)
+            outcomes.append("won")
+        except DailyCapReached:
+            outcomes.append("capped")
+
+    threads = [threading.Thread(target=publish, args=(post_id,)) for post_id in post_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["capped"] * 5 + ["won"]
+    assert ledger.caps_left("brand").direct.used == 2
+
+
+def _reserve_in_process(
+    database_url: str, key: str, post_id: int, barrier: ProcessBarrier, results: multiprocessing.Queue
+) -> None:
+    with Ledger(database_url, key) as ledger:  # its own engine, connections and (real) clock
+        barrier.wait(timeout=60)
+        try:
+            ledger.reserve_slot(post_id)
+            results.put("won")
+        except DailyCapReached:
+            results.put("capped")
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the parent's assertion
+            results.put(f"error: {exc!r}")
+
+
+def test_processes_racing_for_the_last_slot(ledger: Ledger, database_url: str, encryption_key: str) -> None:
+    post_ids = _one_slot_left(ledger, 3)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(len(post_ids))
+    results = context.Queue()
+    workers = [
+        context.Process(target=_reserve_in_process, args=(database_url, encryption_key, post_id, barrier, results))
+        for post_id in post_ids
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = sorted(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    assert outcomes == ["capped", "capped", "won"]
+    assert ledger.caps_left("brand").direct.used == 2
