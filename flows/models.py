@@ -15,12 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ledger import PostMode as PublishMode
 from ledger import PostState
 from tiktok import PrivacyLevel, utf16_length
-
-
-class FitMode(StrEnum):
-    blur = "blur"
-    pad = "pad"
-    crop = "crop"
+from transcode import FitMode
 
 
 class SourceAction(StrEnum):

@@ -35,7 +35,8 @@ _S = PostState
 #: Every legal move. Anything not listed (including staying in the same state) is illegal.
 TRANSITIONS: dict[PostState, frozenset[PostState]] = {
     _S.queued: frozenset({_S.media_ready, _S.failed, _S.discarded}),
-    _S.media_ready: frozenset({_S.initialized, _S.failed, _S.discarded}),
+    # unconfirmed: init was sent but its answer was lost; TikTok may or may not have the post.
+    _S.media_ready: frozenset({_S.initialized, _S.failed, _S.unconfirmed, _S.discarded}),
     # PULL_FROM_URL has no upload step, hence initialized -> processing.
     _S.initialized: frozenset({_S.uploaded, _S.processing, _S.failed, _S.unconfirmed}),
     # A status fetch right after the last chunk may already answer the final state.

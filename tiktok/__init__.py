@@ -25,6 +25,7 @@ from tiktok._client import (
     user_info_call,
     video_init_call,
 )
+from tiktok._guidelines import CheckedPost, DurationOverCreatorMax, PrivacyNotAllowed, apply_creator_rules
 from tiktok._errors import (
     API_ERROR_CODES,
     FAIL_REASONS,
@@ -123,6 +124,10 @@ from tiktok._status import MIN_POLL_INTERVAL, PollPolicy, wait_for_publish
 from tiktok._upload import UploadResult, UploadRetryPolicy, content_type_for
 
 __all__ = [
+    "CheckedPost",
+    "DurationOverCreatorMax",
+    "PrivacyNotAllowed",
+    "apply_creator_rules",
     # clients
     "OAuthClient",
     "TikTokClient",

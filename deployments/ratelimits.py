@@ -1,0 +1,27 @@
+"""Prefect global concurrency rate limits mirroring TikTok's per-token limits.
+
+One decaying limit per (account open_id, endpoint), so every worker that posts for an account
+shares one budget and the pipeline stays under TikTok's figures instead of discovering them as 429s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prefect.client.orchestration import get_client
+
+from tasks._policy import rate_limit_name, rate_limit_shape
+from tiktok import TIKTOK_RATE_LIMITS
+
+
+def ensure_rate_limits(account_keys: Iterable[str]) -> list[str]:
+    """Create or update the limits of these accounts on the Prefect server; returns their names."""
+    names: list[str] = []
+    with get_client(sync_client=True) as client:
+        for account_key in account_keys:
+            for endpoint, per_minute in TIKTOK_RATE_LIMITS.items():
+                limit, decay = rate_limit_shape(per_minute)
+                name = rate_limit_name(account_key, str(endpoint))
+                client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
+                names.append(name)
+    return names

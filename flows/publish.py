@@ -1,0 +1,115 @@
+"""The publish-video flow: one video, one or more accounts, exactly once per account.
+
+It only composes tasks: ingest once → check every creator (fresh creator_info) → transcode once
+for the strictest creator → per account, concurrently: init → upload → poll. The working directory
+is removed whatever happens (finally + state hooks; the cleanup flow sweeps after crashes).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+from prefect.futures import PrefectFuture
+
+from flows.models import PublishRequest, PublishResult, StepTiming
+from ledger import PostState
+from tasks import _context
+from tasks._sources import apply_source_action
+from tasks._workdirs import make_work_dir, remove_work_dir, work_root
+from tasks.publishing import CreatorCheck, check_creator, ingest, init_post, poll_status, prepare_media, upload
+from transcode import Policy
+
+
+def _run_id() -> str:
+    context = get_run_context()
+    return str(context.flow_run.id) if getattr(context, "flow_run", None) else f"local-{time.time_ns()}"
+
+
+def _remove_run_dir(flow, flow_run, state) -> None:  # state hook: cancellation and crashes
+    path = work_root(_context.settings()) / str(flow_run.id)
+    if path.exists():
+        remove_work_dir(path)
+
+
+def _failed(account: str, exc: BaseException) -> PublishResult:
+    return PublishResult(account=account, state=PostState.failed, error_code=getattr(exc, "code", None) or type(exc).__name__,
+                         error_message=str(exc))
+
+
+def _outcome(future: PrefectFuture) -> object:
+    """A task's return value or exception; None when it never ran (an upstream task failed)."""
+    future.wait()
+    if future.state.is_final():
+        return future.result(raise_on_failure=False)
+    return None
+
+
+def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck) -> PublishResult:
+    """The result of one account's chain (init → upload → poll); when a task gave up, the ledger
+    says where the post stopped."""
+    outcomes = [_outcome(f) for f in chain]
+    if isinstance(outcomes[-1], PublishResult):
+        return outcomes[-1]
+    exc = next((o for o in outcomes if isinstance(o, BaseException)), RuntimeError("the publish chain did not finish"))
+    started = outcomes[0]
+    if not isinstance(started, PublishResult) or started.post_id is None:
+        return _failed(account, exc)
+    book = _context.ledger()
+    post = book.get_post(started.post_id)
+    if post.state in (PostState.initialized, PostState.uploaded):
+        # The upload never completed: TikTok discards an incomplete upload, so nothing was posted.
+        post = book.transition(post, PostState.failed, error_code=type(exc).__name__, error_message=str(exc),
+                               message="upload did not complete")
+    # `processing` stays as it is: polling gave up, the cleanup flow reconciles it later.
+    return PublishResult(account=account, state=post.state, post_id=post.id, publish_id=post.publish_id,
+                         idempotency_key=post.idempotency_key, nickname=check.nickname,
+                         error_code=post.error_code or type(exc).__name__, error_message=post.error_message or str(exc))
+
+
+@flow(name="publish-video", on_cancellation=[_remove_run_dir], on_crashed=[_remove_run_dir])
+def publish_video(request: PublishRequest) -> list[PublishResult]:
+    """Publish one video to every account in the request (see PublishRequest for the fields)."""
+    logger = get_run_logger()
+    current = _context.settings()
+    work_dir = make_work_dir(current, _run_id())
+    max_bytes = Policy().max_bytes
+    timings: list[StepTiming] = []
+    try:
+        started = time.monotonic()
+        source = ingest(request.source, str(work_dir), max_bytes)
+        timings.append(StepTiming(step="ingest", seconds=round(time.monotonic() - started, 3)))
+
+        check_futures = {name: check_creator.submit(name, request) for name in request.accounts}
+        checks: dict[str, CreatorCheck] = {}
+        results: dict[str, PublishResult] = {}
+        for name, future in check_futures.items():
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, CreatorCheck):
+                checks[name] = outcome
+            else:
+                results[name] = _failed(name, outcome)
+        if checks:
+            limits = [c.max_duration_s for c in checks.values() if c.max_duration_s]
+            max_duration = float(min(limits)) if limits else Policy().max_duration
+            media = prepare_media(str(source.path), str(work_dir), request, max_duration, max_bytes)
+            timings.append(StepTiming(step="transcode", seconds=round(media.seconds, 3)))
+            chains = {}
+            for name, check in checks.items():
+                initialized = init_post.submit(request, check, source, media)
+                uploaded = upload.submit(initialized, media)
+                chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
+            for name, chain in chains.items():
+                results[name] = _settle(name, chain, checks[name])
+        ordered = [results[name].model_copy(update={"timings": timings}) for name in request.accounts]
+        if ordered and all(r.ok for r in ordered) and not any(r.reused for r in ordered):
+            moved = apply_source_action(current, source.uri, request.source_action.value, request.move_prefix)
+            if moved:
+                logger.info("source moved to %s", moved)
+        for r in ordered:
+            logger.info("%s: %s%s", r.account, r.state.value, f" ({r.error_message})" if r.error_message else "")
+        return ordered
+    finally:
+        remove_work_dir(Path(work_dir))

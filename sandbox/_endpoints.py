@@ -1,0 +1,33 @@
+"""Names of the emulated endpoints: the routes, the rate limits and fault injection all use them."""
+
+from __future__ import annotations
+
+#: name -> (method, path) on the one sandbox host.
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "authorize": ("GET", "/v2/auth/authorize/"),
+    "oauth_token": ("POST", "/v2/oauth/token/"),
+    "oauth_revoke": ("POST", "/v2/oauth/revoke/"),
+    "user_info": ("GET", "/v2/user/info/"),
+    "creator_info": ("POST", "/v2/post/publish/creator_info/query/"),
+    "video_init": ("POST", "/v2/post/publish/video/init/"),
+    "inbox_init": ("POST", "/v2/post/publish/inbox/video/init/"),
+    "content_init": ("POST", "/v2/post/publish/content/init/"),
+    "status_fetch": ("POST", "/v2/post/publish/status/fetch/"),
+    "cancel": ("POST", "/v2/post/publish/cancel/"),
+    "upload": ("PUT", "/upload/{upload_id}"),
+}
+UPLOAD_PREFIX = "/upload/"
+OAUTH_ENDPOINTS = ("authorize", "oauth_token", "oauth_revoke")
+
+
+def endpoint_of(method: str, path: str) -> str | None:
+    if method == "PUT" and path.startswith(UPLOAD_PREFIX):
+        return "upload"
+    for name, (route_method, route_path) in ENDPOINTS.items():
+        if method == route_method and path == route_path:
+            return name
+    return None
+
+
+def path_of(name: str) -> str:
+    return ENDPOINTS[name][1]

@@ -1,0 +1,84 @@
+"""Connect a TikTok account: Login Kit OAuth with a one-shot localhost redirect receiver.
+
+The authorize URL is printed (and opened by whatever `open_url` the caller passes); the redirect
+lands on the local port of `redirect_uri`, where `state` is checked and the code is exchanged with
+the PKCE verifier. The account, with its tokens encrypted, is stored in the ledger.
+"""
+
+from __future__ import annotations
+
+import http.server
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+from ledger import Account, Ledger
+from tasks._context import grant_from
+from tiktok import OAuthClient, TikTokClient, parse_callback
+from tiktok_pipeline.settings import Settings
+
+_PAGE = b"<html><body><h1>TikTok account connected</h1><p>You can close this tab.</p></body></html>"
+
+
+class _CallbackServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _receiver(redirect_uri: str) -> tuple[_CallbackServer, "queue.Queue[str]"]:
+    parts = urlsplit(redirect_uri)
+    if parts.hostname not in ("localhost", "127.0.0.1") or not parts.port:
+        raise ValueError(
+            f"redirect_uri {redirect_uri!r} is not http://localhost:PORT/...: set TIKTOK_PIPELINE_REDIRECT_URI "
+            "to the localhost redirect registered for your desktop app"
+        )
+    received: queue.Queue[str] = queue.Queue()
+    path = parts.path or "/"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            if urlsplit(self.path).path.rstrip("/") != path.rstrip("/"):
+                self.send_error(404)
+                return
+            received.put(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(_PAGE)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    return _CallbackServer(("127.0.0.1", parts.port), Handler), received
+
+
+def connect_account(
+    settings: Settings,
+    ledger: Ledger,
+    name: str,
+    open_url: Callable[[str], None],
+    *,
+    extra_params: Mapping[str, str] | None = None,
+    timeout: float = 300.0,
+) -> Account:
+    """Run the OAuth dance for `name` and store the account. `open_url` shows the authorize page."""
+    server, received = _receiver(settings.redirect_uri)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with OAuthClient(settings) as oauth:
+            request = oauth.authorization_request(extra_params=extra_params)
+            open_url(request.url)
+            try:
+                callback_path = received.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no OAuth redirect reached {settings.redirect_uri} within {timeout:.0f} s") from None
+            callback = parse_callback(urlsplit(callback_path).query, expected_state=request.state)
+            tokens = oauth.exchange_code(callback.code, code_verifier=request.code_verifier)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    with TikTokClient(tokens.access_token, settings, account_key=tokens.open_id) as client:
+        user = client.user_info()
+    return ledger.upsert_account(name, grant_from(tokens), username=user.username, nickname=user.display_name)
