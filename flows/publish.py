@@ -103,7 +103,7 @@ def publish_video(request: PublishRequest) -> list[PublishResult]:
                 chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
             for name, chain in chains.items():
                 results[name] = _settle(name, chain, checks[name])
-        ordered = [results[name].model_copy(update={"timings": timings}) for name in request.accounts]
+        ordered = [results[name].model_copy(update={"timings": timings + results[name].timings}) for name in request.accounts]
         if ordered and all(r.ok for r in ordered) and not any(r.reused for r in ordered):
             moved = apply_source_action(current, source.uri, request.source_action.value, request.move_prefix)
             if moved:

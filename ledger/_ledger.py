@@ -151,6 +151,10 @@ class Ledger:
         key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
         return cls(settings.effective_database_url, key, clock=clock, migrate=migrate)
 
+    def now(self) -> datetime:
+        """The ledger's clock (UTC): what it stamps rows with and measures cap windows against."""
+        return self._clock()
+
     def close(self) -> None:
         self.engine.dispose()
 

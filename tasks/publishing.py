@@ -148,22 +148,28 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
                          path_taken=result.path.value, seconds=time.monotonic() - started)
 
 
-def _result(post: Post, check: CreatorCheck | None, *, reused: bool = False, timings: list[StepTiming] | None = None) -> PublishResult:
-    return PublishResult(
-        account=post.account_name,
-        state=post.state,
-        post_id=post.id,
-        idempotency_key=post.idempotency_key,
-        publish_id=post.publish_id,
-        nickname=check.nickname if check else None,
-        privacy_level=post.privacy_level,
-        share_url=post.share_url,
-        post_ids=[int(p) for p in post.post_ids if str(p).isdigit()],
-        error_code=post.error_code,
-        error_message=post.error_message,
-        reused=reused,
-        timings=timings or [],
-    )
+def _result(post: Post, check: CreatorCheck, *, reused: bool = False) -> PublishResult:
+    """The first result of an account's chain, made from its ledger row."""
+    return _refresh(PublishResult(account=post.account_name, state=post.state, nickname=check.nickname, reused=reused), post)
+
+
+def _refresh(result: PublishResult, post: Post, step: str | None = None, started: float | None = None) -> PublishResult:
+    """`result` brought up to date with the ledger row, plus the timing of the step just done."""
+    timings = list(result.timings)
+    if step and started is not None:
+        timings.append(StepTiming(step=step, seconds=round(time.monotonic() - started, 3)))
+    return result.model_copy(update={
+        "state": post.state,
+        "post_id": post.id,
+        "idempotency_key": post.idempotency_key,
+        "publish_id": post.publish_id,
+        "privacy_level": post.privacy_level,
+        "share_url": post.share_url,
+        "post_ids": [int(p) for p in post.post_ids if str(p).isdigit()],
+        "error_code": post.error_code,
+        "error_message": post.error_message,
+        "timings": timings,
+    })
 
 
 def _fail(post: Post, exc: BaseException, *, state: PostState = PostState.failed) -> Post:
@@ -196,6 +202,7 @@ def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSourc
     `unconfirmed` (reconciled later) instead of being sent twice.
     """
     logger = get_run_logger()
+    started = time.monotonic()
     book = _context.ledger()
     post, created = open_post(request, check, source, media)
     if not created:
@@ -245,7 +252,7 @@ def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSourc
         data={"upload_url": answer.upload_url, "chunk_size": chunk_size, "chunks": plan.total_chunk_count,
               "media_sha256": media.sha256, "media_size": media.size},
     )
-    return _result(post, check)
+    return _refresh(_result(post, check), post, "init", started)
 
 
 def _init_data(post_id: int) -> dict[str, Any]:
@@ -258,6 +265,7 @@ def _init_data(post_id: int) -> dict[str, Any]:
 @task(name="upload", **retry_options())
 def upload(result: PublishResult, media: PreparedMedia) -> PublishResult:
     """Send the file in chunks; a retry resumes where TikTok's upload host says it is."""
+    started = time.monotonic()
     book = _context.ledger()
     post = book.get_post(result.post_id)
     if post.state is not PostState.initialized:
@@ -266,7 +274,7 @@ def upload(result: PublishResult, media: PreparedMedia) -> PublishResult:
     if data.get("media_sha256") != media.sha256:
         post = _fail(post, UploadError("the prepared media differs from what was initialized; re-post with a new idempotency key"),
                      state=PostState.unconfirmed)
-        return _result(post, None, timings=result.timings)
+        return _refresh(result, post)
     plan = plan_chunks(media.size, int(data["chunk_size"]))
     progress_id = create_progress_artifact(progress=0.0, description=f"Uploading to {result.nickname or result.account}")
 
@@ -281,10 +289,10 @@ def upload(result: PublishResult, media: PreparedMedia) -> PublishResult:
     except PipelineError as exc:
         if exc.retryable:
             raise  # Prefect retries the task; the next try resumes from the server's Content-Range
-        return _result(_fail(post, exc), None, timings=result.timings).model_copy(update={"nickname": result.nickname})
+        return _refresh(result, _fail(post, exc), "upload", started)
     post = book.transition(post, PostState.uploaded, message=f"uploaded {sent.total_bytes} bytes in {sent.chunks_sent} chunks",
                            data={"retries": sent.retries, "resyncs": sent.resyncs})
-    return result.model_copy(update={"state": post.state})
+    return _refresh(result, post, "upload", started)
 
 
 def share_url(username: str | None, status: PublishStatus) -> str | None:
@@ -296,10 +304,11 @@ def share_url(username: str | None, status: PublishStatus) -> str | None:
 @task(name="poll-status", **retry_options())
 def poll_status(result: PublishResult, username: str | None = None) -> PublishResult:
     """Poll status/fetch until TikTok answers PUBLISH_COMPLETE, SEND_TO_USER_INBOX or FAILED."""
+    started = time.monotonic()
     book = _context.ledger()
     post = book.get_post(result.post_id)
     if post.state not in (PostState.uploaded, PostState.processing):
-        return _result(post, None, reused=result.reused, timings=result.timings).model_copy(update={"nickname": result.nickname})
+        return _refresh(result, post)
     if post.state is PostState.uploaded:
         post = book.transition(post, PostState.processing, message="TikTok is processing the upload")
     try:
@@ -311,7 +320,7 @@ def poll_status(result: PublishResult, username: str | None = None) -> PublishRe
     if post.share_url:
         create_link_artifact(link=post.share_url, link_text=f"TikTok post by {result.nickname or post.account_name}",
                              key=_artifact_key("post", post.account_name))
-    return _result(post, None, reused=result.reused, timings=result.timings).model_copy(update={"nickname": result.nickname})
+    return _refresh(result, post, "poll", started)
 
 
 def record_status(post: Post, status: PublishStatus, username: str | None) -> Post:

@@ -1,0 +1,66 @@
+"""Helpers shared by the CLI modules: one way to report errors, one way to show results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.models import PublishResult
+
+# Wide enough for share URLs when output is not a terminal (CI logs, pipes).
+console = Console(width=None if Console().is_terminal else 140)
+
+
+@contextmanager
+def pipeline_errors(exit_code: int = 1) -> Iterator[None]:
+    """Print a project error as one line naming the problem and exit non-zero (no traceback)."""
+    from pydantic import ValidationError
+
+    from tiktok_pipeline.errors import PipelineError
+
+    try:
+        yield
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exit_code) from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: invalid request: {problems}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def results_table(results: Sequence[PublishResult], title: str = "Publish results") -> Table:
+    """One row per account; the step timings go in `timings_table`."""
+    table = Table(title=title, expand=False)
+    table.add_column("account", no_wrap=True)
+    table.add_column("nickname")
+    table.add_column("state", no_wrap=True)
+    table.add_column("privacy", no_wrap=True)
+    table.add_column("share URL / error", overflow="fold")
+    for r in results:
+        detail = r.share_url or (f"{r.error_code}: {r.error_message}" if r.error_message else "")
+        if r.reused:
+            detail = f"(earlier result) {detail}".strip()
+        style = "green" if r.ok else "red"
+        table.add_row(r.account, r.nickname or "", f"[{style}]{r.state.value}[/]", r.privacy_level or "", detail)
+    return table
+
+
+def timings_table(results: Sequence[PublishResult]) -> Table:
+    steps: list[str] = []
+    for r in results:
+        steps += [t.step for t in r.timings if t.step not in steps]
+    table = Table(title="Seconds per step")
+    table.add_column("account", no_wrap=True)
+    for step in steps:
+        table.add_column(step, justify="right")
+    for r in results:
+        seconds = {t.step: t.seconds for t in r.timings}
+        table.add_row(r.account, *(f"{seconds[s]:.2f}" if s in seconds else "-" for s in steps))
+    return table

@@ -1,0 +1,53 @@
+"""`tiktok-pipeline publish ...`: run the publish-video flow from the command line."""
+
+from __future__ import annotations
+
+import typer
+
+from tiktok_pipeline._cli_common import console, pipeline_errors, results_table, timings_table
+
+
+def publish(
+    source: str = typer.Argument(..., help="s3://bucket/key, https:// URL or local path"),
+    account: list[str] = typer.Option(..., "--account", "-a", help="Connected account name (repeatable)"),
+    caption: str = typer.Option("", help="Caption, with #hashtags and @mentions"),
+    privacy: str = typer.Option(None, help="PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY (required for direct posts)"),
+    mode: str = typer.Option("direct", help="direct, inbox or hold"),
+    fit: str = typer.Option("blur", help="blur, pad or crop: how non-9:16 video fills the frame"),
+    disable_comment: bool = typer.Option(False, "--disable-comment"),
+    disable_duet: bool = typer.Option(False, "--disable-duet"),
+    disable_stitch: bool = typer.Option(False, "--disable-stitch"),
+    brand_content: bool = typer.Option(False, "--brand-content", help="Branded content (paid partnership)"),
+    brand_organic: bool = typer.Option(False, "--brand-organic", help="Promotes your own brand"),
+    aigc: bool = typer.Option(False, "--aigc", help="Label as AI-generated content"),
+    cover_ms: int = typer.Option(None, "--cover-ms", help="Cover frame timestamp in milliseconds"),
+    idempotency_key: str = typer.Option(None, "--idempotency-key", help="Same key = same post (default: content + account + caption + mode)"),
+) -> None:
+    """Publish a video to one or more accounts; exits non-zero unless every account ended published or in the inbox."""
+    from flows.models import PublishRequest
+
+    with pipeline_errors(exit_code=2):
+        request = PublishRequest(
+            source=source, accounts=account, caption=caption, privacy_level=privacy, mode=mode, fit=fit,
+            disable_comment=disable_comment, disable_duet=disable_duet, disable_stitch=disable_stitch,
+            brand_content_toggle=brand_content, brand_organic_toggle=brand_organic, is_aigc=aigc,
+            cover_timestamp_ms=cover_ms, idempotency_key=idempotency_key,
+        )
+    if request.mode.value == "direct":
+        label = request.commercial_label
+        console.print("By posting, you agree to TikTok's Music Usage Confirmation"
+                      + (" and Branded Content Policy" if request.brand_content_toggle else "")
+                      + (f". Label: {label}." if label else "."))
+    from flows.publish import publish_video
+
+    with pipeline_errors():
+        results = publish_video(request)
+    console.print(results_table(results))
+    console.print(timings_table(results))
+    held = request.mode.value == "hold"
+    if not all(r.ok or (held and r.state.value == "media_ready") for r in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(publish)
