@@ -1,0 +1,1 @@
+"""Tests of the transcode package (real ffmpeg/ffprobe, lavfi-generated media)."""
