@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ledger import PostMode as PublishMode
 from ledger import PostState
 from tiktok import PrivacyLevel, utf16_length
-from transcode import FitMode
+from transcode import FitMode, OverLength
 
 
 class SourceAction(StrEnum):
@@ -57,6 +57,9 @@ class PublishRequest(BaseModel):
     is_aigc: bool = Field(False, description="Label the video as AI-generated content")
     cover_timestamp_ms: int | None = Field(None, ge=0, description="Frame used as the cover")
     fit: FitMode = Field(FitMode.blur, description="How non-9:16 video is fitted to 1080x1920")
+    on_too_long: OverLength = Field(
+        OverLength.trim, description="trim to the creator's maximum duration, or reject the video"
+    )
     idempotency_key: str | None = Field(
         None,
         max_length=200,

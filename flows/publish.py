@@ -57,16 +57,16 @@ def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck) -> Pu
     started = outcomes[0]
     if not isinstance(started, PublishResult) or started.post_id is None:
         return _failed(account, exc)
-    book = _context.ledger()
-    post = book.get_post(started.post_id)
+    post = _context.ledger().get_post(started.post_id)
+    message = post.error_message or str(exc)
     if post.state in (PostState.initialized, PostState.uploaded):
-        # The upload never completed: TikTok discards an incomplete upload, so nothing was posted.
-        post = book.transition(post, PostState.failed, error_code=type(exc).__name__, error_message=str(exc),
-                               message="upload did not complete")
-    # `processing` stays as it is: polling gave up, the cleanup flow reconciles it later.
+        # The publish_id is recorded and TikTok keeps the upload open for an hour: running the same
+        # request again resumes it; after that the cleanup flow records it as failed.
+        message = f"upload interrupted ({exc}); run the same request again within the hour to resume"
+    # `processing`: polling gave up; the cleanup flow reconciles it later.
     return PublishResult(account=account, state=post.state, post_id=post.id, publish_id=post.publish_id,
                          idempotency_key=post.idempotency_key, nickname=check.nickname,
-                         error_code=post.error_code or type(exc).__name__, error_message=post.error_message or str(exc))
+                         error_code=post.error_code or type(exc).__name__, error_message=message)
 
 
 @flow(name="publish-video", on_cancellation=[_remove_run_dir], on_crashed=[_remove_run_dir])

@@ -8,11 +8,14 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 
 from tiktok_pipeline.errors import is_retryable
+from tiktok_pipeline.settings import load_settings
 
-#: Exponential backoff with jitter for retryable steps: 10 s, 20 s, 40 s, 80 s (±50 %).
-RETRY_DELAYS = exponential_backoff(backoff_factor=10)
+# Read once, when the worker imports the tasks: Prefect fixes retry options at decoration time.
+_SETTINGS = load_settings()
+#: Exponential backoff with jitter for retryable steps: by default 10 s, 20 s, 40 s, 80 s (±50 %).
+RETRY_DELAYS = exponential_backoff(backoff_factor=_SETTINGS.task_retry_backoff)
 RETRY_JITTER = 0.5
-RETRIES = 4
+RETRIES = _SETTINGS.task_retries
 
 
 def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:

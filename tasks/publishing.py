@@ -22,6 +22,7 @@ from tasks._sources import FetchedSource, fetch_source, sha256_of
 from tiktok import (
     CreatorInfo,
     InitOutcomeUnknown,
+    PollPolicy,
     PostInfo,
     PublishFailed,
     PublishStatus,
@@ -129,7 +130,7 @@ def check_creator(account_name: str, request: PublishRequest) -> CreatorCheck:
 def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_duration_s: float, max_bytes: int) -> PreparedMedia:
     """Validate and transcode once for every account (the strictest max duration wins)."""
     started = time.monotonic()
-    policy = Policy(fit=request.fit, max_duration=max_duration_s, max_bytes=max_bytes)
+    policy = Policy(fit=request.fit, max_duration=max_duration_s, on_too_long=request.on_too_long, max_bytes=max_bytes)
     progress_id = create_progress_artifact(progress=0.0, description="Transcoding")
     last = [0.0]
 
@@ -312,7 +313,9 @@ def poll_status(result: PublishResult, username: str | None = None) -> PublishRe
     if post.state is PostState.uploaded:
         post = book.transition(post, PostState.processing, message="TikTok is processing the upload")
     try:
-        status = _context.with_client(_context.settings(), post.account_name, lambda c: c.wait_for_publish(post.publish_id))
+        current = _context.settings()
+        poll = PollPolicy(initial_interval=current.status_poll_interval, timeout=current.status_poll_timeout)
+        status = _context.with_client(current, post.account_name, lambda c: c.wait_for_publish(post.publish_id, poll=poll))
     except PublishFailed as exc:
         post = _fail(post, exc)
     else:

@@ -1,0 +1,128 @@
+"""Flow tests: one session-scoped Prefect test server, the real sandbox, a real moto S3 server.
+
+Each test gets a fresh data directory (ledger + working files), a fresh bucket, a reset sandbox
+and two accounts connected through the real OAuth flow.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from ledger import Ledger, generate_key
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    """Everything a flow test needs to drive and inspect one run."""
+
+    data_dir: Path
+    bucket: str
+    s3: object
+    sandbox: object
+
+    def upload(self, path: Path, key: str) -> str:
+        self.s3.upload_file(str(path), self.bucket, key)
+        return f"s3://{self.bucket}/{key}"
+
+    def ledger(self) -> Ledger:
+        from tasks import _context
+
+        return _context.ledger()
+
+    def reset_sandbox(self, **creator_updates: object) -> None:
+        """Run the sandbox with every test creator changed by `creator_updates`, and reconnect.
+
+        A sandbox reset forgets every token, so the accounts go through OAuth again."""
+        config = self.sandbox.config
+        creators = [c.model_copy(update=creator_updates) for c in config.creators]
+        self.sandbox.reset(config.model_copy(update={"creators": creators}))
+        connect_test_accounts()
+
+    def work_files(self) -> list[Path]:
+        root = self.data_dir / "work"
+        return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def connect_test_accounts() -> None:
+    """Connect `main` (public) and `private` through the sandbox's real OAuth flow."""
+    from tasks import _context
+    from tiktok_pipeline._connect import connect_account
+
+    settings = _context.settings()
+    for name, user in (("main", "studio_main"), ("private", "private_creator")):
+        connect_account(settings, _context.ledger(settings), name,
+                        lambda url: httpx.get(url, follow_redirects=True, timeout=30), extra_params={"sandbox_user": user})
+
+
+def _fresh_rate_limits() -> None:
+    """Each test is a new day for TikTok's per-minute limits: drop the limits earlier tests used up.
+
+    They are recreated (empty) on first use, exactly as for a newly connected account.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks._policy import rate_limit_name
+    from tiktok import TIKTOK_RATE_LIMITS
+
+    with get_client(sync_client=True) as client:
+        for creator in ("sbx-open-id-studio-main", "sbx-open-id-private-creator"):
+            for endpoint in TIKTOK_RATE_LIMITS:
+                try:
+                    client.delete_global_concurrency_limit_by_name(rate_limit_name(creator, str(endpoint)))
+                except ObjectNotFound:
+                    pass
+
+
+@pytest.fixture
+def pipeline(sandbox, s3_bucket: str, moto_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TIKTOK_PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TIKTOK_PIPELINE_REDIRECT_URI", f"http://localhost:{_free_port()}/callback/")
+    monkeypatch.setenv("TIKTOK_PIPELINE_ENCRYPTION_KEY", generate_key())
+    monkeypatch.setenv("TIKTOK_PIPELINE_STATUS_POLL_INTERVAL", "2")
+    connect_test_accounts()
+    _fresh_rate_limits()
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    pipeline = Pipeline(data_dir=tmp_path / "data", bucket=s3_bucket, s3=s3, sandbox=sandbox)
+    yield pipeline
+    # Whatever the test did (success, failure, interruption), no working file may be left behind.
+    assert pipeline.work_files() == [], pipeline.work_files()
+
+
+@pytest.fixture(scope="session")
+def big_compliant_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TikTok-compliant 1080x1920 clip over 10 MiB (noise), so a 5 MiB chunk size makes 2+ chunks."""
+    path = tmp_path_factory.mktemp("big") / "big.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y",
+         "-f", "lavfi", "-i", "nullsrc=s=270x480:r=30:d=3.2,geq=lum='random(1)*255':cb=128:cr=128,scale=1080:1920:flags=neighbor",
+         "-f", "lavfi", "-i", "sine=f=440:d=3.2:sample_rate=48000,aformat=channel_layouts=stereo",
+         "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "cabac=1", "-profile:v", "high", "-pix_fmt", "yuv420p", "-qp", "30",
+         "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(path)],
+        check=True,
+    )
+    assert path.stat().st_size > 10 * 1024 * 1024, path.stat().st_size
+    return path
