@@ -50,13 +50,12 @@ class Pipeline:
 
         return _context.ledger()
 
-    def reset_sandbox(self, **creator_updates: object) -> None:
-        """Run the sandbox with every test creator changed by `creator_updates`, and reconnect.
-
-        A sandbox reset forgets every token, so the accounts go through OAuth again."""
+    def reset_sandbox(self, config_updates: dict[str, object] | None = None, **creator_updates: object) -> None:
+        """Run the sandbox with its config changed by `config_updates` and every test creator by
+        `creator_updates`, and reconnect (a sandbox reset forgets every token)."""
         config = self.sandbox.config
         creators = [c.model_copy(update=creator_updates) for c in config.creators]
-        self.sandbox.reset(config.model_copy(update={"creators": creators}))
+        self.sandbox.reset(config.model_copy(update={"creators": creators, **(config_updates or {})}))
         connect_test_accounts()
 
     def work_files(self) -> list[Path]:
