@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     http_read_timeout: float = Field(60.0, description="Seconds to wait for an API answer")
     upload_timeout: float = Field(300.0, description="Seconds allowed for one chunk PUT")
 
+    status_poll_interval: float = Field(5.0, description="First wait between status/fetch calls (s); grows to 30 s")
+    status_poll_timeout: float = Field(
+        900.0, description="How long one poll task waits for TikTok to finish processing (s)"
+    )
+
+    # --- Prefect shell ------------------------------------------------------------------------
+    task_retries: int = Field(4, ge=0, description="Retries of a retryable step (read when a worker starts)")
+    task_retry_backoff: float = Field(
+        10.0, ge=0, description="First retry delay (s), doubled each retry, with jitter"
+    )
+
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Field(Path(".data"), description="Working files, SQLite ledger, sweeper state")
     database_url: str | None = Field(
@@ -61,6 +72,10 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (moto, MinIO); default AWS")
     aws_region: str = Field("us-east-1", description="AWS region for S3")
+
+    # --- S3 events (listener) -----------------------------------------------------------------
+
+    # --- Notifications (webhooks) -------------------------------------------------------------
 
     @field_validator("chunk_size")
     @classmethod
