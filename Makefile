@@ -36,3 +36,12 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache .hypothesis build *.egg-info
+
+.PHONY: up down
+
+# The whole pipeline in the background (Prefect server + UI on :4200, sandbox, moto S3, worker); see docs/deploy.md.
+up: setup
+	$(PY) -m deployments.up up
+
+down:
+	$(PY) -m deployments.up down

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ledger import PostMode as PublishMode
 from ledger import PostState
 from tiktok import PrivacyLevel, utf16_length
 from transcode import FitMode, OverLength
+
+
+class CapPolicy(StrEnum):
+    defer = "defer"  # schedule the account's post for when its next daily slot frees
+    fail = "fail"  # fail that account's post at once
 
 
 class SourceAction(StrEnum):
@@ -64,6 +71,12 @@ class PublishRequest(BaseModel):
         None,
         max_length=200,
         description="Same key = same post. Default: content hash + account + caption + mode",
+    )
+    schedule_at: datetime | None = Field(
+        None, description="Publish at this time: the run is scheduled in Prefect (TikTok has no scheduled posts)"
+    )
+    cap_policy: CapPolicy = Field(
+        CapPolicy.defer, description="When a daily cap is used up: defer to the next free slot, or fail"
     )
     source_action: SourceAction = Field(SourceAction.keep, description="What to do with an S3 source after success")
     move_prefix: str = Field("published/", description="Destination prefix for source_action=move")
@@ -123,8 +136,15 @@ class PublishResult(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     reused: bool = Field(False, description="True when an earlier run's result was returned (idempotency)")
+    scheduled_for: datetime | None = Field(None, description="When a scheduled or deferred run will post it")
+    flow_run_id: str | None = Field(None, description="The Prefect flow run that will post it (scheduled/deferred)")
     timings: list[StepTiming] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.state in SUCCESS_STATES
+
+    @property
+    def pending(self) -> bool:
+        """Not posted yet, by design: a held draft, or a post scheduled or deferred to later."""
+        return self.scheduled_for is not None or self.state is PostState.media_ready

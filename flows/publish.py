@@ -15,6 +15,7 @@ from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
 from flows.models import PublishRequest, PublishResult, StepTiming
+from flows.scheduling import is_due, schedule_publish
 from ledger import PostState
 from tasks import _context
 from tasks._sources import apply_source_action
@@ -69,9 +70,22 @@ def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck) -> Pu
                          error_code=post.error_code or type(exc).__name__, error_message=message)
 
 
-@flow(name="publish-video", on_cancellation=[_remove_run_dir], on_crashed=[_remove_run_dir])
-def publish_video(request: PublishRequest) -> list[PublishResult]:
-    """Publish one video to every account in the request (see PublishRequest for the fields)."""
+def _scheduled(request: PublishRequest) -> list[PublishResult]:
+    run = schedule_publish(request, request.schedule_at)
+    get_run_logger().info("scheduled for %s as flow run %s", request.schedule_at.isoformat(), run.id)
+    return [PublishResult(account=name, state=PostState.queued, scheduled_for=request.schedule_at, flow_run_id=str(run.id))
+            for name in request.accounts]
+
+
+@flow(name="publish-video", persist_result=True, on_cancellation=[_remove_run_dir], on_crashed=[_remove_run_dir])
+def publish_video(request: PublishRequest, post_keys: dict[str, str] | None = None) -> list[PublishResult]:
+    """Publish one video to every account in the request (see PublishRequest for the fields).
+
+    `post_keys` (advanced) names the ledger post to continue per account; the pipeline sets it when
+    it releases a held draft or defers a post past a daily cap.
+    """
+    if not is_due(request):
+        return _scheduled(request)
     logger = get_run_logger()
     current = _context.settings()
     work_dir = make_work_dir(current, _run_id())
@@ -98,7 +112,7 @@ def publish_video(request: PublishRequest) -> list[PublishResult]:
             timings.append(StepTiming(step="transcode", seconds=round(media.seconds, 3)))
             chains = {}
             for name, check in checks.items():
-                initialized = init_post.submit(request, check, source, media)
+                initialized = init_post.submit(request, check, source, media, (post_keys or {}).get(name))
                 uploaded = upload.submit(initialized, media)
                 chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
             for name, chain in chains.items():

@@ -25,10 +25,11 @@ from ledger._errors import (
     PostNotFound,
 )
 from ledger._ledger import CAP_WINDOW, Clock, Ledger, Refresher, cap_usage, default_idempotency_key, utc_now
-from ledger._states import RECONCILE_STATES, TRANSITIONS, AccountStatus, PostMode, PostState
+from ledger._states import BEFORE_INIT_STATES, RECONCILE_STATES, TRANSITIONS, AccountStatus, PostMode, PostState
 from ledger._types import Account, CapsLeft, CapUsage, Post, PostEvent, TokenGrant
 
 __all__ = [
+    "BEFORE_INIT_STATES",
     "CAP_WINDOW",
     "RECONCILE_STATES",
     "TRANSITIONS",

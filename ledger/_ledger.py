@@ -483,6 +483,16 @@ class Ledger:
                 f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
             ) from exc
 
+    def note(self, post: Post | int, kind: str, message: str, data: dict[str, Any] | None = None) -> Post:
+        """Append an event to the post's audit trail without changing its state (e.g. `deferred`)."""
+        post_id = _post_id(post)
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id, lock=True)
+            now = self._clock()
+            row.updated_at = now
+            self._add_event(session, row, row.state, kind=kind, at=now, message=message, data=data)
+            return Post.model_validate(row)
+
     def mark_initialized(self, post: Post | int, publish_id: str) -> Post:
         """Record TikTok's publish_id (committed at once, before any byte is uploaded), so a crash after
         init is reconciled by polling instead of initializing a second post."""

@@ -11,11 +11,12 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
-from flows.models import PublishRequest, PublishResult, StepTiming
-from ledger import DailyCapReached, Post, PostMode, PostState, default_idempotency_key
+from flows.models import CapPolicy, PublishRequest, PublishResult, StepTiming
+from ledger import BEFORE_INIT_STATES, DailyCapReached, Post, PostMode, PostState, default_idempotency_key
 from tasks import _context
 from tasks._policy import retry_options
 from tasks._sources import FetchedSource, fetch_source, sha256_of
@@ -179,9 +180,9 @@ def _fail(post: Post, exc: BaseException, *, state: PostState = PostState.failed
                                         data={"kind": getattr(exc, "kind", "final")})
 
 
-def open_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia) -> tuple[Post, bool]:
-    """The ledger row for this account and request: (post, created). Existing rows are never resent."""
-    key = request.idempotency_key and f"{request.idempotency_key}:{check.account}"
+def open_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, post_key: str | None) -> tuple[Post, bool]:
+    """The ledger row for this account and request: (post, created)."""
+    key = post_key or (request.idempotency_key and f"{request.idempotency_key}:{check.account}")
     key = key or default_idempotency_key(source.sha256, check.account, request.caption, request.mode)
     options = {
         "request": request.model_dump(mode="json", exclude={"accounts"}),
@@ -195,29 +196,50 @@ def open_post(request: PublishRequest, check: CreatorCheck, source: FetchedSourc
     )
 
 
+def _defer(request: PublishRequest, post: Post, check: CreatorCheck, exc: DailyCapReached) -> PublishResult | None:
+    """Schedule this account's post for the creator's next free slot; None when that is impossible."""
+    from flows.scheduling import schedule_publish  # the flow layer owns deployments
+
+    if request.cap_policy is not CapPolicy.defer or exc.next_slot_at is None:
+        return None
+    try:
+        run = schedule_publish(request.model_copy(update={"accounts": [check.account]}), exc.next_slot_at,
+                               post_keys={check.account: post.idempotency_key})
+    except ObjectNotFound:  # no publish-video deployment on this server: nothing can run it later
+        get_run_logger().warning("cannot defer post %d: the publish-video deployment does not exist", post.id)
+        return None
+    post = _context.ledger().note(post, "deferred", f"daily cap reached; deferred to {exc.next_slot_at:%Y-%m-%d %H:%M} UTC",
+                                  data={"flow_run_id": str(run.id), "scheduled_for": exc.next_slot_at.isoformat()})
+    return _result(post, check).model_copy(update={"scheduled_for": exc.next_slot_at, "flow_run_id": str(run.id),
+                                                   "error_message": str(exc), "error_code": "DailyCapReached"})
+
+
 @task(name="init-post", retries=0)
-def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia) -> PublishResult:
+def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia,
+              post_key: str | None = None) -> PublishResult:
     """Reserve a daily slot, call init and persist the publish_id before any byte is uploaded.
 
     Never retried: an init whose answer was lost may have created the post, so it becomes
-    `unconfirmed` (reconciled later) instead of being sent twice.
+    `unconfirmed` (reconciled later) instead of being sent twice. A post that exists but never
+    reached TikTok (deferred, released from hold, interrupted before init) carries on.
     """
     logger = get_run_logger()
     started = time.monotonic()
     book = _context.ledger()
-    post, created = open_post(request, check, source, media)
-    if not created:
+    post, created = open_post(request, check, source, post_key)
+    if not created and (post.state not in BEFORE_INIT_STATES or post.mode is PostMode.hold):
         logger.info("idempotency key %s already used by post %d (%s): nothing sent", post.idempotency_key, post.id, post.state)
         return _result(post, check, reused=True)
-    post = book.transition(post, PostState.media_ready, message=f"media ready ({media.path_taken})",
-                           data={"media_sha256": media.sha256, "media_size": media.size, "duration": media.duration})
+    if post.state is PostState.queued:
+        post = book.transition(post, PostState.media_ready, message=f"media ready ({media.path_taken})",
+                               data={"media_sha256": media.sha256, "media_size": media.size, "duration": media.duration})
     if request.mode is PostMode.hold:
         logger.info("held as draft post %d: nothing sent to TikTok", post.id)
         return _result(post, check)
     try:
         post = book.reserve_slot(post)
     except DailyCapReached as exc:
-        return _result(_fail(post, exc), check)
+        return _defer(request, post, check, exc) or _result(_fail(post, exc), check)
     chunk_size = _context.settings().chunk_size
     plan = plan_chunks(media.size, chunk_size)
     source_info = SourceInfo.file_upload(plan)

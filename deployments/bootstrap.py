@@ -1,0 +1,140 @@
+"""What a Prefect server needs before the deployments can run: the work pool, the rate limits, the key.
+
+`bootstrap` is what `tiktok-pipeline setup` (and `make up`) run. Every step is idempotent, so it
+is safe to run again after connecting an account or rotating the encryption key. The Prefect API is
+the one of the current Prefect settings (PREFECT_API_URL, or a profile); an unset URL is refused
+because Prefect would otherwise start a throwaway in-process server and the setup would vanish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import get_current_settings
+from prefect.workers.process import ProcessWorker
+
+from deployments.ratelimits import ensure_rate_limits
+from ledger import Ledger
+from tasks._context import ENCRYPTION_KEY_BLOCK
+from tiktok_pipeline.errors import PipelineError
+from tiktok_pipeline.settings import Settings
+
+#: The process work pool every deployment of prefect.yaml targets.
+WORK_POOL_NAME = "tiktok-pipeline"
+WORK_POOL_TYPE = "process"
+
+
+class SetupError(PipelineError):
+    """The Prefect side of the pipeline could not be prepared."""
+
+
+class PrefectApiNotConfigured(SetupError):
+    """No PREFECT_API_URL: there is no server to set up."""
+
+
+class PrefectApiUnreachable(SetupError):
+    """PREFECT_API_URL is set but the server does not answer its health check."""
+
+    retryable = True
+
+
+class WorkPoolTypeMismatch(SetupError):
+    """A work pool of that name exists with another type; it is left alone."""
+
+
+class EncryptionKeyNotSet(SetupError):
+    """--store-encryption-key without TIKTOK_PIPELINE_ENCRYPTION_KEY."""
+
+
+@dataclass
+class SetupReport:
+    api_url: str
+    work_pool: str
+    work_pool_created: bool
+    accounts: list[str] = field(default_factory=list)
+    rate_limits: list[str] = field(default_factory=list)
+    key_block: str | None = None
+
+    def lines(self) -> list[str]:
+        """What was done, one line per step, for people."""
+        pool = "created" if self.work_pool_created else "already exists"
+        lines = [f"Prefect API: {self.api_url}", f"work pool {self.work_pool!r} ({WORK_POOL_TYPE}): {pool}"]
+        if self.accounts:
+            lines.append(
+                f"rate limits: {len(self.rate_limits)} created or updated for {len(self.accounts)} account(s): "
+                + ", ".join(self.accounts)
+            )
+        else:
+            lines.append(
+                "rate limits: no account in the ledger yet (each account gets its limits on first use, "
+                "or run setup again after connecting it)"
+            )
+        if self.key_block:
+            lines.append(f"encryption key stored in the Prefect Secret block {self.key_block!r}")
+        return lines
+
+
+def prefect_api_url() -> str:
+    """The configured Prefect API URL; raises when none is configured or it does not answer."""
+    url = get_current_settings().api.url
+    if not url:
+        raise PrefectApiNotConfigured(
+            "PREFECT_API_URL is not set: point it at your Prefect server (e.g. http://127.0.0.1:4200/api "
+            "after `prefect server start`, or `prefect cloud login`), or run `make up` for a local one"
+        )
+    with get_client(sync_client=True) as client:
+        problem = client.api_healthcheck()
+    if problem is not None:
+        raise PrefectApiUnreachable(
+            f"the Prefect API at {url} does not answer ({type(problem).__name__}: {problem}); "
+            "start the server or fix PREFECT_API_URL",
+            detail={"api_url": url, "error": repr(problem)},
+        )
+    return str(url)
+
+
+def ensure_work_pool(name: str = WORK_POOL_NAME) -> bool:
+    """Create the process work pool unless it exists; True when it was created."""
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_work_pool(name)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(WorkPoolCreate(name=name, type=WORK_POOL_TYPE, base_job_template=template))
+            return True
+    if existing.type != WORK_POOL_TYPE:
+        raise WorkPoolTypeMismatch(
+            f"work pool {name!r} exists with type {existing.type!r}; the deployments need a {WORK_POOL_TYPE!r} "
+            "pool: delete it or pick another name",
+            detail={"work_pool": name, "type": existing.type},
+        )
+    return False
+
+
+def store_encryption_key(settings: Settings) -> str:
+    """Save the Fernet key(s) of the settings as the Secret block the tasks fall back to."""
+    from prefect.blocks.system import Secret
+
+    if settings.encryption_key is None or not settings.encryption_key.get_secret_value():
+        raise EncryptionKeyNotSet(
+            "TIKTOK_PIPELINE_ENCRYPTION_KEY is not set, so there is no key to store; generate one with "
+            "`tiktok-pipeline db generate-key`"
+        )
+    Secret(value=settings.encryption_key.get_secret_value()).save(ENCRYPTION_KEY_BLOCK, overwrite=True)
+    return ENCRYPTION_KEY_BLOCK
+
+
+def bootstrap(settings: Settings, *, work_pool: str = WORK_POOL_NAME, store_key: bool = False) -> SetupReport:
+    """Work pool, rate limits of every account in the ledger, and optionally the key as a Secret block."""
+    api_url = prefect_api_url()
+    report = SetupReport(api_url=api_url, work_pool=work_pool, work_pool_created=ensure_work_pool(work_pool))
+    with Ledger.from_settings(settings) as ledger:
+        accounts = ledger.list_accounts()
+    report.accounts = [account.name for account in accounts]
+    report.rate_limits = ensure_rate_limits(account.open_id for account in accounts)
+    if store_key:
+        report.key_block = store_encryption_key(settings)
+    return report

@@ -1,0 +1,127 @@
+"""`make up` / `make down` building blocks: the environment, the env file, the process groups, the sample clip."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+
+import psutil
+import pytest
+
+from deployments import up
+from ledger import Ledger, generate_key
+from tiktok_pipeline.settings import load_settings
+from transcode import Policy, probe, validate
+
+KEY = generate_key()
+
+
+def test_ports_default_apart_from_the_oauth_redirect_default() -> None:
+    ports = up.Ports.from_env({})
+    assert (ports.prefect, ports.sandbox, ports.moto, ports.redirect) == (4200, 9400, 9401, 9402)
+    assert up.Ports.from_env({"UP_SANDBOX_PORT": "9500"}).sandbox == 9500
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [({"UP_MOTO_PORT": "s3"}, "UP_MOTO_PORT"), ({"UP_MOTO_PORT": "70000"}, "UP_MOTO_PORT"),
+     ({"UP_MOTO_PORT": "9400"}, "must differ")],
+)
+def test_bad_ports_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(up.UpError, match=message):
+        up.Ports.from_env(environ)
+
+
+def test_stack_env_points_the_pipeline_at_the_local_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = up.Layout(tmp_path)
+    ports = up.Ports(prefect=4300, sandbox=9500, moto=9501, redirect=9502)
+    values = up.stack_env(layout, ports, KEY, tmp_path / "prefect-home")
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.api_base_url == "http://127.0.0.1:9500"
+    assert settings.authorize_url == "http://127.0.0.1:9500/v2/auth/authorize/"
+    assert (settings.client_key, settings.client_secret.get_secret_value()) == ("sbx_client_key", "sbx_client_secret")
+    assert settings.redirect_uri == "http://127.0.0.1:9502/callback/"
+    assert settings.s3_endpoint_url == "http://127.0.0.1:9501"
+    assert settings.data_dir == layout.data_dir
+    assert values["PREFECT_API_URL"] == "http://127.0.0.1:4300/api"
+    assert values["AWS_ACCESS_KEY_ID"] and values["AWS_SECRET_ACCESS_KEY"]
+    layout.data_dir.mkdir(parents=True)
+    with Ledger.from_settings(settings) as ledger:  # the database and the key work as they are
+        assert ledger.engine.url.database == str(layout.data_dir / "ledger.sqlite3")
+        assert ledger.list_accounts() == []
+
+
+def test_env_file_reads_back_in_dotenv_and_in_a_shell(tmp_path: Path) -> None:
+    path = tmp_path / "state dir" / "env"
+    values = {"TIKTOK_PIPELINE_ENCRYPTION_KEY": KEY, "PREFECT_HOME": str(tmp_path / "a b"), "EMPTY": ""}
+    up.write_env_file(path, values)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert up.saved_encryption_key(path) == KEY
+    dump = "import json, os; print(json.dumps({k: os.environ[k] for k in %r}))" % sorted(values)
+    shell = subprocess.run(
+        ["bash", "-c", f'set -a; . "$1"; exec {sys.executable} -c "$2"', "bash", str(path), dump],
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    )
+    assert json.loads(shell.stdout) == values
+    assert up.saved_encryption_key(tmp_path / "missing") is None
+
+
+def test_stop_ends_the_whole_process_tree(tmp_path: Path) -> None:
+    # A child in the leader's group, and a grandchild that moved to a session of its own.
+    script = "sleep 300 & setsid sleep 300 & wait"
+    leader = up.start(["bash", "-c", script], os.environ, tmp_path / "x.pid", tmp_path / "x.log", tmp_path)
+    descendants: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 10
+        while len(descendants := leader.children(recursive=True)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the shell is still forking
+        assert len(descendants) == 2
+        assert up.running(tmp_path / "x.pid") == leader
+        assert up.stop(tmp_path / "x.pid", timeout=10) == leader.pid
+        for process in (leader, *descendants):
+            assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+        assert not (tmp_path / "x.pid").exists()
+        assert up.stop(tmp_path / "x.pid") is None  # idempotent
+    finally:
+        for process in (leader, *descendants):
+            with suppress(psutil.Error):
+                process.kill()
+
+
+def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        record = {"pid": bystander.pid, "create_time": psutil.Process(bystander.pid).create_time() - 5, "argv": ["x"]}
+        (tmp_path / "old.pid").write_text(json.dumps(record))
+        assert up.running(tmp_path / "old.pid") is None
+        assert up.stop(tmp_path / "old.pid") is None
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_listening_port_is_reported_in_use() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not up.port_is_free(port)
+    assert up.port_is_free(port)
+
+
+def test_sample_clip_is_valid_16_9_input(tmp_path: Path) -> None:
+    info = probe(up.make_sample(tmp_path / "sample.mp4"))
+    assert (info.video.codec, info.video.width, info.video.height) == ("h264", 1280, 720)
+    assert info.audio is not None and info.audio.codec == "aac"
+    assert info.duration == pytest.approx(5.0, abs=0.1)
+    validate(info, Policy())  # accepted as it is; the pipeline fits it to 9:16

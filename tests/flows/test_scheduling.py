@@ -1,0 +1,104 @@
+"""Scheduling, cap deferral, held drafts and the syndication entry point."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+
+from flows.drafts import release_held_post
+from flows.models import PublishRequest, PublishResult
+from flows.publish import publish_video
+from flows.syndicate import publish_to_tiktok
+from ledger import IllegalTransition, PostMode, PostState
+
+
+@pytest.fixture
+def publish_deployment(pipeline) -> str:
+    """The publish-video deployment registered on the test server (no worker: runs stay scheduled)."""
+    deployment_id = publish_video.to_deployment(name="publish-video").apply()
+    return str(deployment_id)
+
+
+def _flow_run(run_id: str):
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def _request(source: str, **overrides) -> PublishRequest:
+    fields = {"accounts": ["main"], "caption": "scheduling test", "privacy_level": "SELF_ONLY"} | overrides
+    return PublishRequest(source=source, **fields)
+
+
+def test_schedule_at_creates_a_scheduled_run_and_sends_nothing_now(pipeline, media, publish_deployment) -> None:
+    source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
+    when = datetime.now(UTC) + timedelta(hours=3)
+    results = publish_video(_request(source, schedule_at=when))
+    assert [r.state for r in results] == [PostState.queued] and results[0].pending
+    run = _flow_run(results[0].flow_run_id)
+    assert run.state.is_scheduled()
+    assert abs((run.expected_start_time - when).total_seconds()) < 1
+    assert run.parameters["request"]["source"] == source
+    assert pipeline.sandbox.posts() == [] and pipeline.ledger().list_posts() == []
+
+    # When the scheduled run comes, it posts.
+    due = _request(source, schedule_at=datetime.now(UTC))
+    assert publish_video(due)[0].state is PostState.published
+
+
+def test_daily_cap_defers_to_the_next_free_slot_and_the_deferred_run_posts(pipeline, media, publish_deployment) -> None:
+    book = pipeline.ledger()
+    book.set_daily_caps("main", direct=1)
+    source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
+    assert publish_video(_request(source, caption="first"))[0].state is PostState.published
+
+    deferred = publish_video(_request(source, caption="second"))[0]
+    assert deferred.state is PostState.media_ready and deferred.pending and not deferred.ok
+    slot = book.caps_left("main").direct.next_slot_at
+    assert deferred.scheduled_for == slot
+    run = _flow_run(deferred.flow_run_id)
+    assert run.state.is_scheduled() and abs((run.expected_start_time - slot).total_seconds()) < 1
+    assert run.parameters["post_keys"] == {"main": deferred.idempotency_key}
+    assert [e.kind for e in book.post_events(deferred.post_id)][-1] == "deferred"
+    assert len(pipeline.sandbox.posts()) == 1  # never sent to be refused
+
+    # The scheduled run, when its time comes (the 24 h window has moved on: one more slot).
+    book.set_daily_caps("main", direct=2)
+    when_due = PublishRequest.model_validate(run.parameters["request"] | {"schedule_at": None})
+    later = publish_video(when_due, post_keys=run.parameters["post_keys"])[0]
+    assert later.state is PostState.published and later.post_id == deferred.post_id
+    assert len(pipeline.sandbox.posts()) == 2
+
+
+def test_cap_policy_fail_fails_at_once(pipeline, media, publish_deployment) -> None:
+    pipeline.ledger().set_daily_caps("main", direct=0)
+    source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
+    result = publish_video(_request(source, cap_policy="fail"))[0]
+    assert result.state is PostState.failed and result.scheduled_for is None
+
+
+def test_held_draft_is_released_as_a_direct_post(pipeline, media) -> None:
+    source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
+    held = publish_video(_request(source, mode="hold"))[0]
+    assert held.state is PostState.media_ready and pipeline.sandbox.posts() == []
+
+    released = release_held_post(held.post_id, PostMode.direct)
+    assert released.state is PostState.published and released.post_id == held.post_id
+    assert len(pipeline.sandbox.posts()) == 1
+    with pytest.raises(IllegalTransition):
+        release_held_post(held.post_id, PostMode.direct)  # already posted: never twice
+    assert len(pipeline.sandbox.posts()) == 1
+
+
+def test_subflow_entry_point_from_another_pipeline(pipeline, media) -> None:
+    source = pipeline.upload(media.path("landscape"), "renders/episode-1.mp4")
+
+    @flow(name="render-and-syndicate")
+    def render_and_syndicate() -> list[PublishResult]:
+        return publish_to_tiktok(source, ["main"], caption="Episode 1 #show", privacy_level="SELF_ONLY")
+
+    results = render_and_syndicate()
+    assert isinstance(results[0], PublishResult) and results[0].state is PostState.published
+    assert len(pipeline.sandbox.posts()) == 1

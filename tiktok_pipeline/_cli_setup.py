@@ -1,0 +1,41 @@
+"""`tiktok-pipeline setup`: prepare a Prefect server for the deployments of prefect.yaml.
+
+Idempotent: the process work pool (created when missing), one set of rate limits per account in
+the ledger (created or updated), and with --store-encryption-key the Fernet key as a Secret block.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def setup(
+    work_pool: Optional[str] = typer.Option(
+        None, "--work-pool", help="Process work pool the deployments use (default: tiktok-pipeline, as in prefect.yaml)"
+    ),
+    store_encryption_key: bool = typer.Option(
+        False,
+        "--store-encryption-key",
+        help="Also save TIKTOK_PIPELINE_ENCRYPTION_KEY as the Prefect Secret block tiktok-pipeline-encryption-key, "
+        "so workers without the variable can decrypt tokens",
+    ),
+) -> None:
+    """Create the work pool and the per-account rate limits on the Prefect server of PREFECT_API_URL."""
+    # Imported here so `tiktok-pipeline --help` does not load Prefect.
+    from deployments.bootstrap import WORK_POOL_NAME, bootstrap
+    from tiktok_pipeline.errors import PipelineError
+    from tiktok_pipeline.settings import load_settings
+
+    try:
+        report = bootstrap(load_settings(), work_pool=work_pool or WORK_POOL_NAME, store_key=store_encryption_key)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for line in report.lines():
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("setup")(setup)
