@@ -102,3 +102,23 @@ def test_subflow_entry_point_from_another_pipeline(pipeline, media) -> None:
     results = render_and_syndicate()
     assert isinstance(results[0], PublishResult) and results[0].state is PostState.published
     assert len(pipeline.sandbox.posts()) == 1
+
+
+def test_render_example_chains_a_render_flow_into_publication(pipeline) -> None:
+    from flows.examples.render_and_publish import render_and_publish
+
+    results = render_and_publish(pipeline.bucket, "renders/episode 2.mp4", ["main"], caption="Episode 2")
+    assert results[0].state is PostState.published
+    posts = pipeline.sandbox.posts()
+    assert len(posts) == 1 and posts[0]["post_info"]["title"] == "Episode 2"
+
+
+def test_partner_bucket_example_keeps_the_source(pipeline, media) -> None:
+    from flows.examples.publish_from_partner_bucket import publish_from_partner_bucket
+
+    pipeline.s3.create_bucket(Bucket="partner-media")
+    pipeline.s3.upload_file(str(media.path("compliant")), "partner-media", "exports/trailer.mp4")
+    results = publish_from_partner_bucket("s3://partner-media/exports/trailer.mp4", ["main"])
+    assert results[0].state is PostState.published and results[0].privacy_level == "PUBLIC_TO_EVERYONE"
+    assert pipeline.sandbox.posts()[0]["post_info"]["brand_content_toggle"] is True
+    assert pipeline.s3.list_objects_v2(Bucket="partner-media")["KeyCount"] == 1

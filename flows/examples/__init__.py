@@ -1,0 +1,1 @@
+"""Examples of other pipelines syndicating their videos to TikTok (see README "Syndication")."""
