@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import typer
 
 from tiktok_pipeline._cli_common import console, pipeline_errors, results_table, timings_table
@@ -21,6 +23,10 @@ def publish(
     brand_organic: bool = typer.Option(False, "--brand-organic", help="Promotes your own brand"),
     aigc: bool = typer.Option(False, "--aigc", help="Label as AI-generated content"),
     cover_ms: int = typer.Option(None, "--cover-ms", help="Cover frame timestamp in milliseconds"),
+    on_too_long: str = typer.Option("trim", "--on-too-long", help="trim to the creator's maximum duration, or reject"),
+    schedule_at: datetime = typer.Option(None, "--schedule-at", help="Post at this time (ISO 8601, UTC if no zone); needs the publish-video deployment"),
+    cap_policy: str = typer.Option("defer", "--cap-policy", help="When a daily cap is used up: defer (schedule for the next free slot) or fail"),
+    source_action: str = typer.Option("keep", "--source-action", help="After success, for an S3 source: keep, delete or move"),
     idempotency_key: str = typer.Option(None, "--idempotency-key", help="Same key = same post (default: content + account + caption + mode)"),
 ) -> None:
     """Publish a video to one or more accounts; exits non-zero unless every account ended published or in the inbox."""
@@ -31,7 +37,8 @@ def publish(
             source=source, accounts=account, caption=caption, privacy_level=privacy, mode=mode, fit=fit,
             disable_comment=disable_comment, disable_duet=disable_duet, disable_stitch=disable_stitch,
             brand_content_toggle=brand_content, brand_organic_toggle=brand_organic, is_aigc=aigc,
-            cover_timestamp_ms=cover_ms, idempotency_key=idempotency_key,
+            cover_timestamp_ms=cover_ms, idempotency_key=idempotency_key, on_too_long=on_too_long,
+            schedule_at=schedule_at, cap_policy=cap_policy, source_action=source_action,
         )
     if request.mode.value == "direct":
         label = request.commercial_label
@@ -44,8 +51,8 @@ def publish(
         results = publish_video(request)
     console.print(results_table(results))
     console.print(timings_table(results))
-    held = request.mode.value == "hold"
-    if not all(r.ok or (held and r.state.value == "media_ready") for r in results):
+    # Held drafts and scheduled posts are what was asked for; anything else must have reached TikTok.
+    if not all(r.ok or r.pending for r in results):
         raise typer.Exit(1)
 
 
