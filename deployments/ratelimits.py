@@ -25,3 +25,16 @@ def ensure_rate_limits(account_keys: Iterable[str]) -> list[str]:
                 client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
                 names.append(name)
     return names
+
+
+def delete_rate_limits(account_keys: Iterable[str]) -> None:
+    """Drop these accounts' limits (used slots included); they are recreated empty on next use."""
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for account_key in account_keys:
+            for endpoint in TIKTOK_RATE_LIMITS:
+                try:
+                    client.delete_global_concurrency_limit_by_name(rate_limit_name(account_key, str(endpoint)))
+                except ObjectNotFound:
+                    pass

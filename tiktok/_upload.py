@@ -199,6 +199,7 @@ def upload_chunks(
                         )
                     offset = held
                     resyncs += 1
+                    failures = 0  # the server holds this chunk: the next one gets its own retry budget
                     if on_progress:
                         on_progress(offset, total)
                     continue

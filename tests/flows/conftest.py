@@ -79,19 +79,9 @@ def _fresh_rate_limits() -> None:
 
     They are recreated (empty) on first use, exactly as for a newly connected account.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from deployments.ratelimits import delete_rate_limits
 
-    from tasks._policy import rate_limit_name
-    from tiktok import TIKTOK_RATE_LIMITS
-
-    with get_client(sync_client=True) as client:
-        for creator in ("sbx-open-id-studio-main", "sbx-open-id-private-creator"):
-            for endpoint in TIKTOK_RATE_LIMITS:
-                try:
-                    client.delete_global_concurrency_limit_by_name(rate_limit_name(creator, str(endpoint)))
-                except ObjectNotFound:
-                    pass
+    delete_rate_limits(["sbx-open-id-studio-main", "sbx-open-id-private-creator"])
 
 
 @pytest.fixture
