@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: setup ffmpeg test demo bench clean
+.PHONY: setup ffmpeg test demo bench clean up down
 
 setup: $(STAMP) ffmpeg
 
@@ -33,11 +33,10 @@ demo: setup
 bench: setup
 	$(PY) bench/upload.py
 	$(PY) bench/transcode.py
+	$(PY) bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache .hypothesis build *.egg-info
-
-.PHONY: up down
 
 # The whole pipeline in the background (Prefect server + UI on :4200, sandbox, moto S3, worker); see docs/deploy.md.
 up: setup

@@ -20,6 +20,7 @@ from ledger import PostState
 from tasks import _context
 from tasks._sources import apply_source_action
 from tasks._workdirs import make_work_dir, remove_work_dir, work_root
+from tasks.notify import notify_outcomes
 from tasks.publishing import CreatorCheck, check_creator, ingest, init_post, poll_status, prepare_media, upload
 from transcode import Policy
 
@@ -118,6 +119,7 @@ def publish_video(request: PublishRequest, post_keys: dict[str, str] | None = No
             for name, chain in chains.items():
                 results[name] = _settle(name, chain, checks[name])
         ordered = [results[name].model_copy(update={"timings": timings + results[name].timings}) for name in request.accounts]
+        notify_outcomes(request.mode, ordered)  # events + webhooks; never raises
         if ordered and all(r.ok for r in ordered) and not any(r.reused for r in ordered):
             moved = apply_source_action(current, source.uri, request.source_action.value, request.move_prefix)
             if moved:

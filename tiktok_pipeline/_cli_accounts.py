@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import webbrowser
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -58,6 +59,39 @@ def list_accounts() -> None:
         console.print("no accounts yet: run `tiktok-pipeline accounts connect NAME`")
         return
     console.print(table)
+
+
+@accounts_app.command("export")
+def export(
+    name: str = typer.Argument(..., help="The account to export"),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the JSON to this file instead of printing it"),
+) -> None:
+    """Everything stored about an account and its posts, every post with its audit trail, as JSON.
+
+    OAuth tokens are never exported (the ledger's account view does not carry them).
+    """
+    import json
+
+    from tiktok_pipeline._cli_posts import open_ledger, post_record
+
+    with pipeline_errors(), open_ledger() as book:
+        account = book.get_account(name)
+        posts = sorted(book.list_posts(account_name=name), key=lambda post: post.id)
+        document = {
+            "exported_at": book.now().isoformat(),
+            "account": account.model_dump(mode="json"),
+            "posts": [post_record(book, post) for post in posts],
+        }
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"error: cannot write {output}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"exported account {name} ({len(posts)} posts) to {output}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -33,9 +33,18 @@ def version() -> None:
 
 def _register() -> None:
     # Imported here so `tiktok-pipeline --help` stays fast and one broken area cannot hide the rest.
-    from tiktok_pipeline import _cli_accounts, _cli_db, _cli_demo, _cli_media, _cli_publish, _cli_sandbox, _cli_setup
+    from tiktok_pipeline import (
+        _cli_accounts,
+        _cli_db,
+        _cli_demo,
+        _cli_media,
+        _cli_posts,
+        _cli_publish,
+        _cli_sandbox,
+        _cli_setup,
+    )
 
-    for module in (_cli_media, _cli_publish, _cli_accounts, _cli_sandbox, _cli_db, _cli_setup, _cli_demo):
+    for module in (_cli_media, _cli_publish, _cli_accounts, _cli_posts, _cli_sandbox, _cli_db, _cli_setup, _cli_demo):
         module.register(app)
 
 

@@ -34,6 +34,8 @@ EXPECTED = {
     "refresh-tokens": "flows/maintenance.py:refresh_tokens",
     "cleanup": "flows/maintenance.py:cleanup",
     "release-held-post": "flows/drafts.py:release_held_post",
+    "publish-rendered-video": "flows/publish.py:publish_video",
+    "render-video": "flows/examples/render_and_publish.py:render_video",
 }
 
 
@@ -63,7 +65,8 @@ def test_each_deployment_runs_its_flow(deployments: dict[str, dict[str, Any]], m
     for name, deployment in deployments.items():
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         assert isinstance(flow, Flow)
-        assert flow.name == name  # `prefect deployment run FLOW/DEPLOYMENT` names in the docs and `make up`
+        # `prefect deployment run FLOW/DEPLOYMENT` names in the docs and `make up`
+        assert flow.name == ("publish-video" if name == "publish-rendered-video" else name)
 
 
 def test_every_deployment_targets_the_pool_setup_creates(deployments: dict[str, dict[str, Any]]) -> None:
@@ -128,3 +131,11 @@ def test_parameters_printed_by_make_up_pass_the_enforced_schema(deployments: dic
     with pytest.raises(ValidationError, match="privacy_level"):
         validate({"request": {**parameters["request"], "privacy_level": "EVERYONE"}}, schema, raise_on_error=True,
                  preprocess=True)
+
+
+def test_render_trigger_builds_a_valid_publish_request(deployments: dict[str, dict[str, Any]]) -> None:
+    (trigger,) = deployments["publish-rendered-video"]["triggers"]
+    assert trigger["expect"] == ["render.video.completed"]
+    request = dict(trigger["parameters"]["request"])
+    assert request.pop("source") == "{{ event.payload.uri }}"
+    PublishRequest(source="s3://renders/ep.mp4", **request)  # what the server renders must validate

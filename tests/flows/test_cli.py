@@ -39,3 +39,18 @@ def test_accounts_list_shows_token_health_and_caps(pipeline) -> None:
     assert result.exit_code == 0, result.output
     assert "Studio Main" in result.output and "Private Creator" in result.output
     assert "15/15" in result.output and "5/5" in result.output
+
+
+def test_posts_release_sends_a_held_draft_and_discard_refuses_it_afterwards(pipeline, media) -> None:
+    source = pipeline.upload(media.path("compliant"), "in/held.mp4")
+    held = runner.invoke(app, ["publish", source, "-a", "main", "--privacy", "SELF_ONLY", "--mode", "hold"])
+    assert held.exit_code == 0, held.output
+    (post,) = pipeline.ledger().list_posts()
+    assert pipeline.sandbox.posts() == []
+
+    assert runner.invoke(app, ["posts", "release", str(post.id), "--mode", "sideways"]).exit_code == 2
+    released = runner.invoke(app, ["posts", "release", str(post.id)])
+    assert released.exit_code == 0, released.output
+    assert "published" in released.output and len(pipeline.sandbox.posts()) == 1
+    refused = runner.invoke(app, ["posts", "discard", str(post.id)])
+    assert refused.exit_code == 1 and "published" in refused.output

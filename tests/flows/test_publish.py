@@ -46,6 +46,24 @@ def test_happy_path_two_accounts_transcodes_once_and_posts_each(pipeline, media)
     private = next(p for p in posts if p["open_id"] == "sbx-open-id-private-creator")
     assert private["post_info"]["disable_duet"] is True and private["post_info"]["disable_stitch"] is True
     assert pipeline.work_files() == []
+    # What the Prefect UI shows: who is posting (TikTok's UX rule), transfer progress.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        creator = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["creator-private"])))
+        progress = [a for a in client.read_artifacts(limit=200) if a.type == "progress"]
+    assert creator and "Posting as Private Creator" in creator[0].data
+    assert "duet is disabled" in creator[0].data and "Music Usage Confirmation" in creator[0].data
+    assert any(a.data == 100.0 and "Uploading to Studio Main" in (a.description or "") for a in progress)
+
+
+def test_source_is_moved_after_success_when_asked(pipeline, media) -> None:
+    source = pipeline.upload(media.path("compliant"), "drop/clip.mp4")
+    result = publish_video(_request(source, source_action="move", move_prefix="posted/"))[0]
+    assert result.state is PostState.published
+    keys = [o["Key"] for o in pipeline.s3.list_objects_v2(Bucket=pipeline.bucket)["Contents"]]
+    assert keys == ["posted/drop/clip.mp4"]
 
 
 def test_same_request_twice_posts_once(pipeline, media) -> None:
