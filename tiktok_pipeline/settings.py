@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: TikTok's media-transfer bounds for a chunk (bytes). The docs never say MB or MiB, so stay inside both.
@@ -74,8 +74,101 @@ class Settings(BaseSettings):
     aws_region: str = Field("us-east-1", description="AWS region for S3")
 
     # --- S3 events (listener) -----------------------------------------------------------------
+    s3_queue_url: str | None = Field(
+        None, description="SQS queue receiving the bucket's s3:ObjectCreated:* notifications (tiktok-pipeline listen)"
+    )
+    s3_dead_letter_queue_url: str | None = Field(
+        None, description="Queue for messages that keep failing; default: the queue's RedrivePolicy target"
+    )
+    s3_max_receives: int = Field(
+        5, ge=1, description="Receives before a failing message is dead-lettered (the queue's maxReceiveCount wins)"
+    )
+    # `| str`: comma-separated in the environment, as for webhook_urls; `_s3_key_lists` splits it.
+    s3_prefixes: list[str] | str = Field(
+        default_factory=list, description="Only keys under these prefixes are published (empty: every key)"
+    )
+    s3_suffixes: list[str] | str = Field(
+        default_factory=lambda: [".mp4", ".mov", ".m4v", ".webm", ".mkv"],
+        description="Only keys ending with one of these (any case) are published",
+    )
+    s3_prefix_defaults: dict[str, dict[str, object]] = Field(
+        default_factory=dict,
+        description='PublishRequest fields per key prefix (JSON, e.g. {"brand-a/": {"accounts": ["main"]}}); '
+        "object metadata and the sidecar override them",
+    )
+    s3_require_sidecar: bool = Field(
+        False, description="Publish an object only once its <key>.json sidecar exists (metadata alone is not enough)"
+    )
+    s3_wait_seconds: int = Field(20, ge=0, le=20, description="SQS long-poll wait (s)")
+    s3_batch_size: int = Field(10, ge=1, le=10, description="Messages received per poll")
+    s3_visibility_timeout: int = Field(
+        60, ge=1, le=43200, description="Seconds a received message stays hidden; extended while it is handled"
+    )
+    s3_retry_delay: int = Field(
+        60, ge=0, le=43200,
+        description="Seconds before a message that could not be handled yet (sidecar missing or invalid, "
+        "S3 or Prefect unreachable) is tried again",
+    )
+    s3_deployment: str = Field(
+        "publish-s3-object/publish-s3-object", description="Deployment the listener runs for each new object"
+    )
+    s3_start_runs: bool = Field(
+        True, description="The listener starts runs; false: it only emits s3.object.created for a deployment trigger"
+    )
+
+    @field_validator("s3_prefixes", "s3_suffixes", mode="before")
+    @classmethod
+    def _s3_key_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     # --- Notifications (webhooks) -------------------------------------------------------------
+    # `| str`: pydantic-settings JSON-decodes list settings from the environment and, for a union,
+    # hands a value that is not JSON (comma-separated URLs) over as is; `_webhook_url_list` then
+    # makes it a list, so the value is always a list of URLs.
+    webhook_urls: list[str] | str = Field(
+        default_factory=list,
+        description="URLs POSTed every post outcome (JSON list or comma-separated in the environment)",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        validate_default=True,
+        description="HMAC-SHA256 key signing every webhook (required when webhook_urls are set)",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds allowed for one webhook delivery attempt")
+    webhook_retries: int = Field(
+        4, ge=0, description="Retries of a webhook after a timeout, connection error, 429 or 5xx"
+    )
+    webhook_retry_backoff: float = Field(
+        2.0, ge=0, description="First webhook retry delay (s), doubled each retry, with jitter"
+    )
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _webhook_url_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls_are_http(cls, value: list[str]) -> list[str]:
+        for url in value:
+            scheme, _, rest = url.partition("://")
+            if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
+                raise ValueError(f"webhook URL {url!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhooks_are_signed(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("webhook_urls") and not (value and value.get_secret_value()):
+            raise ValueError(
+                "webhook_secret is required when webhook_urls are set: set TIKTOK_PIPELINE_WEBHOOK_SECRET "
+                "(receivers verify each webhook's signature with it)"
+            )
+        return value
 
     @field_validator("chunk_size")
     @classmethod
@@ -100,3 +193,17 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (and `.env`), with explicit overrides winning."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_table() -> str:
+    """The README's configuration table, made from the model itself (a test keeps the README in step)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = "(set it)" if not default.get_secret_value() else "(secret)"
+        elif isinstance(default, Enum):
+            default = default.value
+        shown = "—" if default in (None, "", [], {}) else f"`{default}`"
+        rows.append(f"| `TIKTOK_PIPELINE_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)
