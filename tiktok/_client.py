@@ -8,15 +8,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from tiktok._chunks import ChunkPlan
 from tiktok._errors import InitOutcomeUnknown, InvalidInput, TransportError, UnexpectedResponse, api_error
-from tiktok._http import json_body, new_http_client, send, unexpected, upload_timeout
+from tiktok._http import HttpResource, json_body, new_http_client, send, unexpected, upload_timeout
 from tiktok._models import (
     CreatorInfo,
     InitResult,
@@ -117,7 +116,7 @@ def envelope_data(response: httpx.Response) -> dict[str, Any]:
     )
 
 
-class TikTokClient:
+class TikTokClient(HttpResource):
     """Content Posting API for one user access token.
 
     `account_key` names the token for the rate-limit hook (use the open_id). By default every
@@ -246,13 +245,3 @@ class TikTokClient:
                 detail=data,
             ) from exc
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

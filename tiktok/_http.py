@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 
@@ -61,3 +62,20 @@ def unexpected(response: httpx.Response, problem: str, *, detail: Any = None) ->
         http_status=response.status_code,
         detail={"body": response.text[:2000]} if detail is None else detail,
     )
+
+
+class HttpResource:
+    """Owns an `httpx.Client` in `self._http`: closed by `close()` or on leaving a `with` block."""
+
+    _http: httpx.Client
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -7,8 +7,7 @@ import secrets
 import string
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -23,7 +22,7 @@ from tiktok._errors import (
     oauth_error,
     parse_retry_after,
 )
-from tiktok._http import json_body, new_http_client, send, unexpected
+from tiktok._http import HttpResource, json_body, new_http_client, send, unexpected
 from tiktok._models import AuthorizationRequest, OAuthCallback, TokenSet
 from tiktok_pipeline.settings import AppType, Settings
 
@@ -115,7 +114,7 @@ def token_expiries(obtained_at: datetime, expires_in: int, refresh_expires_in: i
     return obtained_at + timedelta(seconds=expires_in), obtained_at + timedelta(seconds=refresh_expires_in)
 
 
-class OAuthClient:
+class OAuthClient(HttpResource):
     """Token endpoint client. Form posts to `{api_base_url}/v2/oauth/token/` and `/v2/oauth/revoke/`."""
 
     def __init__(
@@ -157,16 +156,6 @@ class OAuthClient:
         # A successful revoke may answer with an empty body: only errors matter.
         oauth_answer(self._post(REVOKE_PATH, {**self._client_credentials(), "token": value}))
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _client_credentials(self) -> dict[str, str]:
         return {
