@@ -6,7 +6,10 @@ from collections import Counter
 
 from prefect import flow, get_run_logger
 
+from ledger import Post
 from tasks.maintenance import accounts_to_refresh, posts_to_reconcile, reconcile_post, refresh_account_token, sweep
+from tasks.notify import notify_outcomes
+from tasks.publishing import result_of
 
 
 @flow(name="refresh-tokens")
@@ -28,8 +31,12 @@ def cleanup(stale_work_dir_hours: float = 6.0) -> dict[str, int]:
     """Remove working directories left by crashed runs and reconcile processing, unconfirmed,
     inbox and abandoned posts with TikTok's status/fetch."""
     removed = sweep(stale_work_dir_hours)
-    post_ids = posts_to_reconcile()
-    futures = [reconcile_post.submit(post_id) for post_id in post_ids]
-    states = Counter(str(f.result(raise_on_failure=False)) for f in futures)
-    get_run_logger().info("removed %d working directories; reconciled %d posts: %s", removed, len(post_ids), dict(states))
-    return {"work_dirs_removed": removed, "posts_checked": len(post_ids), **{f"now_{k}": v for k, v in states.items()}}
+    before = posts_to_reconcile()
+    futures = [reconcile_post.submit(post.id) for post in before]
+    after = [f.result(raise_on_failure=False) for f in futures]
+    changed = [(old, new) for old, new in zip(before, after) if isinstance(new, Post) and new.state is not old.state]
+    for mode in {new.mode for _, new in changed}:  # announce what TikTok settled since the publish run
+        notify_outcomes(mode, [result_of(new) for _, new in changed if new.mode is mode])
+    states = Counter(new.state.value if isinstance(new, Post) else "error" for new in after)
+    get_run_logger().info("removed %d working directories; reconciled %d posts: %s", removed, len(before), dict(states))
+    return {"work_dirs_removed": removed, "posts_checked": len(before), **{f"now_{k}": v for k, v in states.items()}}

@@ -483,6 +483,28 @@ class Ledger:
                 f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
             ) from exc
 
+    def retry_before_init(self, post: Post | int, reason: str) -> Post:
+        """Give a post that failed before reaching TikTok (no publish_id) another go: back to queued.
+
+        Nothing exists on TikTok's side, so trying again cannot duplicate anything; a post that
+        failed after init keeps its failure for good (a new idempotency key posts anew).
+        """
+        post_id = _post_id(post)
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id, lock=True)
+            if row.state is not PostState.failed or row.publish_id is not None:
+                raise IllegalTransition(
+                    f"post {post_id} is {row.state}" + (f" at TikTok ({row.publish_id})" if row.publish_id else "")
+                    + ": only posts that failed before TikTok's init can be tried again",
+                    detail={"post_id": post_id, "state": str(row.state), "publish_id": row.publish_id},
+                )
+            now = self._clock()
+            previous = {"error_code": row.error_code, "error_message": row.error_message}
+            row.state, row.error_code, row.error_message, row.slot_reserved_at = PostState.queued, None, None, None
+            row.updated_at = now
+            self._add_event(session, row, PostState.failed, kind="retry", at=now, message=reason, data=previous)
+            return Post.model_validate(row)
+
     def note(self, post: Post | int, kind: str, message: str, data: dict[str, Any] | None = None) -> Post:
         """Append an event to the post's audit trail without changing its state (e.g. `deferred`)."""
         post_id = _post_id(post)

@@ -34,26 +34,25 @@ def refresh_account_token(account_name: str, margin_hours: float) -> str:
 
 
 @task(name="reconcile-post", **retry_options())
-def reconcile_post(post_id: int) -> str:
-    """Ask TikTok where a post stands and record it; returns the post's state afterwards."""
+def reconcile_post(post_id: int) -> Post:
+    """Ask TikTok where a post stands and record it; returns the post as the ledger has it now."""
     current = _context.settings()
     book = _context.ledger(current)
     post = book.get_post(post_id)
     if not post.publish_id:
         # init's answer was lost before a publish_id arrived: only the creator's app can tell.
-        return post.state.value
+        return post
     account = book.get_account(post.account_name)
     if account.status is not AccountStatus.active:
-        return post.state.value
+        return post
     try:
         status = _context.with_client(current, post.account_name, lambda c: c.fetch_status(post.publish_id))
     except PipelineError as exc:
         if exc.retryable:
             raise
         get_run_logger().warning("post %d: status/fetch refused: %s", post.id, exc)
-        return post.state.value
-    post = _apply_status(post, status, account.username, book.now() - post.updated_at)
-    return post.state.value
+        return post
+    return _apply_status(post, status, account.username, book.now() - post.updated_at)
 
 
 def _apply_status(post: Post, status, username: str | None, age: timedelta) -> Post:
@@ -91,10 +90,9 @@ def accounts_to_refresh() -> list[str]:
     return [a.name for a in _context.ledger().list_accounts() if a.status is AccountStatus.active]
 
 
-def posts_to_reconcile(stale_after: timedelta = UPLOAD_URL_LIFETIME) -> list[int]:
+def posts_to_reconcile(stale_after: timedelta = UPLOAD_URL_LIFETIME) -> list[Post]:
     """Posts whose outcome TikTok may still change, plus uploads abandoned for over an hour."""
     book = _context.ledger()
-    ids = [p.id for p in book.posts_to_reconcile()]
     cutoff = book.now() - stale_after
     stale = book.list_posts(states=[PostState.initialized, PostState.uploaded])
-    return ids + [p.id for p in stale if p.updated_at <= cutoff]
+    return book.posts_to_reconcile() + [p for p in stale if p.updated_at <= cutoff]

@@ -155,6 +155,11 @@ def _result(post: Post, check: CreatorCheck, *, reused: bool = False) -> Publish
     return _refresh(PublishResult(account=post.account_name, state=post.state, nickname=check.nickname, reused=reused), post)
 
 
+def result_of(post: Post) -> PublishResult:
+    """A post's PublishResult as the ledger has it (for posts settled outside a publish run)."""
+    return _refresh(PublishResult(account=post.account_name, state=post.state), post)
+
+
 def _refresh(result: PublishResult, post: Post, step: str | None = None, started: float | None = None) -> PublishResult:
     """`result` brought up to date with the ledger row, plus the timing of the step just done."""
     timings = list(result.timings)
@@ -227,6 +232,8 @@ def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSourc
     started = time.monotonic()
     book = _context.ledger()
     post, created = open_post(request, check, source, post_key)
+    if not created and post.state is PostState.failed and post.publish_id is None:
+        post = book.retry_before_init(post, f"tried again after: {post.error_message}")
     if not created and (post.state not in BEFORE_INIT_STATES or post.mode is PostMode.hold):
         logger.info("idempotency key %s already used by post %d (%s): nothing sent", post.idempotency_key, post.id, post.state)
         return _result(post, check, reused=True)

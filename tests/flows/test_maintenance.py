@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+from prefect.events.worker import EventsWorker
+from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: F401 (fixture)
+
 from flows.maintenance import cleanup, refresh_tokens
 from flows.models import PublishRequest
 from flows.publish import publish_video
@@ -30,7 +33,9 @@ def test_refresh_tokens_refreshes_within_margin_and_flags_revoked_grants(pipelin
     assert {a.status for a in book.list_accounts()} == {AccountStatus.needs_reconnect}
 
 
-def test_cleanup_reconciles_a_post_still_processing_when_polling_gave_up(pipeline, media, monkeypatch) -> None:
+def test_cleanup_reconciles_a_post_still_processing_when_polling_gave_up(
+    pipeline, media, monkeypatch, asserting_and_emitting_events_worker: EventsWorker  # noqa: F811
+) -> None:
     pipeline.reset_sandbox({"processing_delay": 600})
     monkeypatch.setenv("TIKTOK_PIPELINE_STATUS_POLL_TIMEOUT", "2")
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
@@ -44,6 +49,12 @@ def test_cleanup_reconciles_a_post_still_processing_when_polling_gave_up(pipelin
     assert outcome["now_published"] == 1
     assert pipeline.ledger().get_post(result.post_id).state is PostState.published
     assert len(pipeline.sandbox.posts()) == 1
+    # What TikTok settled later is announced like an outcome of the publish run.
+    asserting_and_emitting_events_worker.wait_until_empty()
+    announced = [(e.event, e.resource.id) for e in asserting_and_emitting_events_worker._client.events
+                 if e.event.startswith("tiktok.post.")]
+    assert announced == [("tiktok.post.processing", f"tiktok.post.{result.post_id}"),
+                         ("tiktok.post.published", f"tiktok.post.{result.post_id}")]
 
 
 def test_cleanup_sees_an_inbox_draft_posted_by_the_creator(pipeline, media) -> None:

@@ -72,11 +72,18 @@ def test_daily_cap_defers_to_the_next_free_slot_and_the_deferred_run_posts(pipel
     assert len(pipeline.sandbox.posts()) == 2
 
 
-def test_cap_policy_fail_fails_at_once(pipeline, media, publish_deployment) -> None:
-    pipeline.ledger().set_daily_caps("main", direct=0)
+def test_cap_policy_fail_fails_at_once_and_the_same_request_can_run_again_later(pipeline, media, publish_deployment) -> None:
+    book = pipeline.ledger()
+    book.set_daily_caps("main", direct=0)
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
     result = publish_video(_request(source, cap_policy="fail"))[0]
     assert result.state is PostState.failed and result.scheduled_for is None
+    assert pipeline.sandbox.posts() == []
+
+    book.set_daily_caps("main", direct=15)  # nothing reached TikTok: the same request may simply run again
+    again = publish_video(_request(source, cap_policy="fail"))[0]
+    assert again.state is PostState.published and again.post_id == result.post_id and not again.reused
+    assert [e.kind for e in book.post_events(result.post_id)].count("retry") == 1
 
 
 def test_held_draft_is_released_as_a_direct_post(pipeline, media) -> None:

@@ -248,3 +248,22 @@ def test_queries(ledger: Ledger, clock: SteppingClock) -> None:
         ledger.get_post_by_publish_id("v_pub_nothing")
     with pytest.raises(PostNotFound):
         ledger.post_events(10_000)
+
+
+def test_a_post_that_failed_before_init_can_be_tried_again_and_frees_its_slot(ledger: Ledger) -> None:
+    connect(ledger)
+    post = ledger.reserve_slot(ready_post(ledger, "k-retry"))
+    post = ledger.transition(post, S.failed, error_code="privacy_level_option_mismatch", error_message="nope")
+    again = ledger.retry_before_init(post, "tried again")
+    assert again.state is S.queued and again.error_code is None and again.slot_reserved_at is None
+    assert _path(ledger, post.id)[-1] == (S.failed, S.queued, "retry")
+    assert ledger.post_events(post.id)[-1].data == {"error_code": "privacy_level_option_mismatch", "error_message": "nope"}
+
+
+def test_a_post_that_failed_at_tiktok_is_never_tried_again(ledger: Ledger) -> None:
+    connect(ledger)
+    post = ledger.transition(initialized_post(ledger, "k-at-tiktok"), S.failed, error_code="spam_risk")
+    with pytest.raises(IllegalTransition, match="at TikTok"):
+        ledger.retry_before_init(post, "no")
+    with pytest.raises(IllegalTransition):
+        ledger.retry_before_init(ready_post(ledger, "k-not-failed"), "no")
