@@ -25,6 +25,7 @@ ffmpeg:
 	fi
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

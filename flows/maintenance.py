@@ -34,7 +34,7 @@ def cleanup(stale_work_dir_hours: float = 6.0) -> dict[str, int]:
     before = posts_to_reconcile()
     futures = [reconcile_post.submit(post.id) for post in before]
     after = [f.result(raise_on_failure=False) for f in futures]
-    changed = [(old, new) for old, new in zip(before, after) if isinstance(new, Post) and new.state is not old.state]
+    changed = [(old, new) for old, new in zip(before, after, strict=True) if isinstance(new, Post) and new.state is not old.state]
     for mode in {new.mode for _, new in changed}:  # announce what TikTok settled since the publish run
         notify_outcomes(mode, [result_of(new) for _, new in changed if new.mode is mode])
     states = Counter(new.state.value if isinstance(new, Post) else "error" for new in after)

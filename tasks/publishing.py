@@ -31,7 +31,6 @@ from tiktok import (
     ServerError,
     SourceInfo,
     TikTokClient,
-    TikTokError,
     TransportError,
     UploadError,
     apply_creator_rules,

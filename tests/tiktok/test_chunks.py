@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -118,7 +119,7 @@ def test_chunk_size_out_of_range(chunk_size: int) -> None:
 
 def test_plan_is_immutable_and_matches_source_info() -> None:
     plan = plan_chunks(50_000_123, 10_000_000)
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         plan.chunk_size = 1  # type: ignore[misc]
     assert tiktok.SourceInfo.file_upload(plan).body() == {
         "source": "FILE_UPLOAD",
