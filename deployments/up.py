@@ -33,6 +33,7 @@ import httpx
 import psutil
 from dotenv import dotenv_values
 
+from deployments.listener import wire_bucket
 from deployments.local import FAKE_AWS_ENV
 from ledger import generate_key
 from sandbox import SandboxConfig, pipeline_env
@@ -49,7 +50,9 @@ SAMPLE_URI = f"s3://{SAMPLE_BUCKET}/{SAMPLE_KEY}"
 #: Ledger account name → sandbox test user who approves the OAuth request.
 ACCOUNTS = {"main": "studio_main", "private": "private_creator"}
 #: Start order; `down` stops in reverse.
-SERVICES = ("prefect", "sandbox", "moto", "worker")
+SERVICES = ("prefect", "sandbox", "moto", "worker", "listener")
+#: Uploads under this prefix of the sample bucket are published by the S3 → SQS listener.
+INCOMING_PREFIX = "incoming/"
 
 STARTUP_TIMEOUT = 180.0  # the first Prefect start creates its database
 STOP_TIMEOUT = 20.0
@@ -138,6 +141,7 @@ def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: P
         "TIKTOK_PIPELINE_ENCRYPTION_KEY": encryption_key,
         "TIKTOK_PIPELINE_S3_ENDPOINT_URL": f"http://{HOST}:{ports.moto}",
         "TIKTOK_PIPELINE_AWS_REGION": FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
+        "TIKTOK_PIPELINE_S3_PREFIXES": INCOMING_PREFIX,
         **FAKE_AWS_ENV,
     }
 
@@ -163,6 +167,7 @@ def services(ports: Ports) -> dict[str, Service]:
             "worker", (prefect, "--no-prompt", "worker", "start", "--pool", WORK_POOL, "--name", WORKER_NAME),
             None, None,
         ),
+        "listener": Service("listener", (str(BIN / "tiktok-pipeline"), "listen"), None, None),
     }
 
 
@@ -395,6 +400,13 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
         f"publish-video/publish-video --params {shlex.quote(json.dumps(parameters))} --watch"
     )
     env_file = layout.env_file.relative_to(layout.root)
+    metadata = {"tiktok-accounts": "main", "tiktok-privacy-level": "SELF_ONLY", "tiktok-caption": "Dropped in the bucket"}
+    code = (  # single quotes only, so the whole line can go in double quotes
+        f"import boto3; boto3.client('s3', endpoint_url='http://{HOST}:{ports.moto}', region_name='us-east-1', "
+        "aws_access_key_id='testing', aws_secret_access_key='testing').upload_file("
+        f"'{layout.sample}', '{SAMPLE_BUCKET}', '{INCOMING_PREFIX}clip.mp4', ExtraArgs={{'Metadata': {metadata!r}}})"
+    )
+    upload = f'{BIN / "python"} -c "{code}"'
     return "\n".join([
         f"tiktok-pipeline is up ({seconds:.1f} s)",
         f"  Prefect UI      http://{HOST}:{ports.prefect}",
@@ -413,6 +425,10 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
         "Or from a shell:",
         f"  {run}",
         "The same request twice gives the first post back (idempotency): change the caption to post again.",
+        "",
+        f"Or let the bucket publish by itself: anything uploaded under s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX} is picked up by",
+        "the listener (S3 → SQS → publish-s3-object), with what to publish in a <key>.json sidecar or metadata:",
+        f"  {upload}",
         "",
         "Stop everything with `make down` (the ledger and the Prefect database are kept).",
     ])  # fmt: skip
@@ -452,17 +468,29 @@ def up(layout: Layout = Layout(ROOT)) -> None:
     wait_healthy("moto")
     upload_sample(layout.sample, values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"])
     print(f"sample clip uploaded to {SAMPLE_URI}", flush=True)
+    wiring = wire_bucket(SAMPLE_BUCKET, endpoint_url=values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"], prefix=INCOMING_PREFIX)
+    values.update(wiring.env())
+    env.update(wiring.env())
+    os.environ.update(wiring.env())
+    write_env_file(layout.env_file, values)
+    print(f"bucket notification: s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX}* → {wiring.env()['TIKTOK_PIPELINE_S3_QUEUE_URL']}",
+          flush=True)
     wait_healthy("prefect")
     for line in prepare_prefect(ports):
         print(f"setup: {line}", flush=True)
     deploy(env, layout)
-    print("deployed prefect.yaml: publish-video, refresh-tokens, cleanup", flush=True)
+    print("deployed prefect.yaml (publish-video, publish-s3-object, refresh-tokens, cleanup, ...)", flush=True)
 
     since = datetime.now(timezone.utc)
     worker, fresh = ensure_running(plan["worker"], env, layout)
     if fresh:
         wait_until(lambda: worker_online(ports, since), worker, "worker", layout.log_file("worker"))
     print(f"worker: {'started' if fresh else 'already running'} (pid {worker.pid})", flush=True)
+    listener, fresh = ensure_running(plan["listener"], env, layout)
+    if fresh:
+        log = layout.log_file("listener")
+        wait_until(lambda: log.exists() and "listening to" in log.read_text(errors="replace"), listener, "listener", log)
+    print(f"listener: {'started' if fresh else 'already running'} (pid {listener.pid})", flush=True)
     print()
     print(summary(ports, layout, accounts, time.monotonic() - started))
 

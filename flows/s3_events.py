@@ -61,16 +61,6 @@ def normalize_etag(etag: str) -> str:
     return etag.strip().strip('"')
 
 
-def source_uri(location: S3Location) -> str:
-    """The PublishRequest source for an object: `parse_s3_uri` reads it back as exactly its key.
-
-    That parser URL-decodes the path and lets `#` and `?` start a fragment and a query, so those
-    three characters are escaped; everything else (spaces, accents, emoji) stays readable.
-    """
-    key = location.key.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
-    return f"s3://{location.bucket}/{key}"
-
-
 def sidecar_location(location: S3Location) -> S3Location:
     return S3Location(location.bucket, location.key + SIDECAR_SUFFIX)
 
@@ -236,7 +226,7 @@ def request_for_object(
     request: PublishRequest | None = None
     if not sidecar_problems:  # an unreadable sidecar makes the merge meaningless
         try:
-            request = PublishRequest.model_validate({**merged, "source": source_uri(snapshot.location)})
+            request = PublishRequest.model_validate({**merged, "source": snapshot.location.uri})
         except ValidationError as exc:
             problems += _problem_lines(exc, supplied_by, whole)
     if problems or request is None:

@@ -63,7 +63,9 @@ class SandboxState:
         self._lock = threading.Lock()
         self._startup_config = config
         self._storage = Path(tempfile.mkdtemp(prefix="tiktok-sandbox-"))
-        self._ids = itertools.count(1)
+        # Ids continue from the start time (ms × 1000) so a restarted sandbox never reissues an id a
+        # persistent ledger has already seen (TikTok's publish_ids are unique for good).
+        self._ids = itertools.count(int(time.time() * 1000) * 1000 + 1)
         self._clear(config)
 
     def _clear(self, config: SandboxConfig) -> None:

@@ -66,7 +66,10 @@ class S3Location:
 
     @property
     def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        """`s3://bucket/key` that `parse_s3_uri` reads back as exactly this key: `%`, `#` and `?` are
+        percent-escaped, everything else (spaces, accents, emoji) stays readable."""
+        key = self.key.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+        return f"s3://{self.bucket}/{key}"
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,14 @@ class FetchedSource:
 
 
 def parse_s3_uri(uri: str) -> S3Location:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+    """Bucket and key of `s3://bucket/key`; the key is percent-decoded (write `%` as `%25`).
+
+    Not `urlparse`: a `#` or `?` in a key is part of the key, not a fragment or a query.
+    """
+    bucket, _, key = uri.removeprefix("s3://").partition("/") if uri.startswith("s3://") else ("", "", "")
+    if not bucket or not key.strip("/"):
         raise InvalidSource(f"not an S3 URI of the form s3://bucket/key: {uri!r}")
-    return S3Location(bucket=parsed.netloc, key=unquote(parsed.path.lstrip("/")))
+    return S3Location(bucket=bucket, key=unquote(key))
 
 
 def safe_local_name(key: str) -> str:

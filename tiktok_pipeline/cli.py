@@ -37,6 +37,7 @@ def _register() -> None:
         _cli_accounts,
         _cli_db,
         _cli_demo,
+        _cli_listen,
         _cli_media,
         _cli_posts,
         _cli_publish,
@@ -44,7 +45,7 @@ def _register() -> None:
         _cli_setup,
     )
 
-    for module in (_cli_media, _cli_publish, _cli_accounts, _cli_posts, _cli_sandbox, _cli_db, _cli_setup, _cli_demo):
+    for module in (_cli_media, _cli_publish, _cli_accounts, _cli_posts, _cli_listen, _cli_sandbox, _cli_db, _cli_setup, _cli_demo):
         module.register(app)
 
 

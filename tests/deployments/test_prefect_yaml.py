@@ -34,6 +34,7 @@ EXPECTED = {
     "refresh-tokens": "flows/maintenance.py:refresh_tokens",
     "cleanup": "flows/maintenance.py:cleanup",
     "release-held-post": "flows/drafts.py:release_held_post",
+    "publish-s3-object": "flows/s3_events.py:publish_s3_object",
     "publish-rendered-video": "flows/publish.py:publish_video",
     "render-video": "flows/examples/render_and_publish.py:render_video",
 }

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from tasks._sources import (
+    S3Location,
     InvalidSource,
     SourceAccessDenied,
     SourceNotFound,
@@ -36,6 +37,9 @@ def _put(bucket: str, key: str, body: bytes) -> None:
 
 def test_parse_s3_uri_decodes_and_rejects() -> None:
     assert parse_s3_uri("s3://b/a%20dir/clip%C3%A9.mp4").key == "a dir/clipé.mp4"
+    assert parse_s3_uri("s3://b/take #1?.mp4").key == "take #1?.mp4"  # not a fragment or a query
+    odd = S3Location("b", "100% real #1 ?.mp4")
+    assert parse_s3_uri(odd.uri) == odd
     with pytest.raises(InvalidSource):
         parse_s3_uri("s3://bucket-only")
 
@@ -94,6 +98,10 @@ def test_s3_access_denied(s3_bucket: str, tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_source_actions_move_and_delete(s3_bucket: str, tmp_path: Path) -> None:
     settings = _settings(tmp_path)
+    _put(s3_bucket, "odd/50% #1.mp4", b"odd")
+    fetched = fetch_source(S3Location(s3_bucket, "odd/50% #1.mp4").uri, tmp_path / "w", settings, max_bytes=100)
+    assert fetched.path.read_bytes() == b"odd"
+    apply_source_action(settings, fetched.uri, "delete")
     _put(s3_bucket, "a/clip.mp4", b"one")
     moved = apply_source_action(settings, f"s3://{s3_bucket}/a/clip.mp4", "move", "done/")
     assert moved == f"s3://{s3_bucket}/done/a/clip.mp4"
