@@ -36,6 +36,7 @@ from prefect.utilities.templating import apply_values
 from deployments.listener import REASON_ATTRIBUTE, Action, Listener, Outcome, QueueWiring, stop_on_signals, wire_bucket
 from deployments.listener_events import ObjectCreated, event_id, parse_notification
 from flows.s3_events import publish_s3_object
+from tasks._sources import S3Location, parse_s3_uri
 from tiktok_pipeline.settings import load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "s3-events.md"
@@ -142,7 +143,7 @@ def test_an_upload_with_a_sidecar_becomes_exactly_one_post(pipeline, media, wiri
     assert post["post_info"]["title"] == sidecar["caption"] and post["post_info"]["privacy_level"] == "SELF_ONLY"
     assert post["post_info"]["disable_comment"] is True
     (row,) = pipeline.ledger().list_posts()
-    assert row.source_uri == f"s3://{pipeline.bucket}/{key}" and row.state.value == "published"
+    assert parse_s3_uri(row.source_uri) == S3Location(pipeline.bucket, key) and row.state.value == "published"
     assert [r.id for r in _runs(s3_deployment, pipeline.bucket)] == [run.id]  # the trigger ignored the listener's event
     assert _queue_messages(wiring.queue_url) == [] == _queue_messages(wiring.dead_letter_queue_url)
 
