@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     s3_max_receives: int = Field(
         5, ge=1, description="Receives before a failing message is dead-lettered (the queue's maxReceiveCount wins)"
     )
-    # `| str`: comma-separated in the environment, as for webhook_urls; `_s3_key_lists` splits it.
+    # `| str`: comma-separated in the environment, as for webhook_urls; `_comma_separated_lists` splits it.
     s3_prefixes: list[str] | str = Field(
         default_factory=list, description="Only keys under these prefixes are published (empty: every key)"
     )
@@ -116,16 +116,9 @@ class Settings(BaseSettings):
         True, description="The listener starts runs; false: it only emits s3.object.created for a deployment trigger"
     )
 
-    @field_validator("s3_prefixes", "s3_suffixes", mode="before")
-    @classmethod
-    def _s3_key_lists(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     # --- Notifications (webhooks) -------------------------------------------------------------
     # `| str`: pydantic-settings JSON-decodes list settings from the environment and, for a union,
-    # hands a value that is not JSON (comma-separated URLs) over as is; `_webhook_url_list` then
+    # hands a value that is not JSON (comma-separated URLs) over as is; `_comma_separated_lists` then
     # makes it a list, so the value is always a list of URLs.
     webhook_urls: list[str] | str = Field(
         default_factory=list,
@@ -144,9 +137,10 @@ class Settings(BaseSettings):
         2.0, ge=0, description="First webhook retry delay (s), doubled each retry, with jitter"
     )
 
-    @field_validator("webhook_urls", mode="before")
+    @field_validator("s3_prefixes", "s3_suffixes", "webhook_urls", mode="before")
     @classmethod
-    def _webhook_url_list(cls, value: object) -> object:
+    def _comma_separated_lists(cls, value: object) -> object:
+        """List settings accept a JSON list or, in the environment, comma-separated values."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
