@@ -81,4 +81,9 @@ def connect_account(
         thread.join()
     with TikTokClient(tokens.access_token, settings, account_key=tokens.open_id) as client:
         user = client.user_info()
-    return ledger.upsert_account(name, grant_from(tokens), username=user.username, nickname=user.display_name)
+        username, nickname = user.username, user.display_name
+        if not username and "video.publish" in tokens.scopes:
+            # `username` needs the user.info.profile scope; creator_info tells it with video.publish.
+            creator = client.creator_info()
+            username, nickname = creator.creator_username, nickname or creator.creator_nickname
+    return ledger.upsert_account(name, grant_from(tokens), username=username, nickname=nickname)

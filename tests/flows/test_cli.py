@@ -54,3 +54,28 @@ def test_posts_release_sends_a_held_draft_and_discard_refuses_it_afterwards(pipe
     assert "published" in released.output and len(pipeline.sandbox.posts()) == 1
     refused = runner.invoke(app, ["posts", "discard", str(post.id)])
     assert refused.exit_code == 1 and "published" in refused.output
+
+
+def test_accounts_connect_runs_the_oauth_dance_from_the_command_line(pipeline, monkeypatch) -> None:
+    import webbrowser
+
+    import httpx
+
+    opened: list[str] = []
+
+    def browser(url: str) -> bool:  # the user's browser: the sandbox approves and redirects to our port
+        opened.append(url)
+        httpx.get(url + "&sandbox_user=private_creator", follow_redirects=True, timeout=30)
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browser)
+    before = pipeline.ledger().get_account("private").access_expires_at
+    result = runner.invoke(app, ["accounts", "connect", "private"])  # reconnecting: new tokens stored
+    assert result.exit_code == 0, result.output
+    assert "connected private: Private Creator (@private_creator)" in result.output
+    assert "code_challenge_method=S256" in opened[0]  # desktop app: PKCE
+    assert pipeline.ledger().get_account("private").access_expires_at > before
+
+    # Caps are per creator: the same TikTok user under a second name is refused, clearly.
+    refused = runner.invoke(app, ["accounts", "connect", "second"])
+    assert refused.exit_code == 1 and "already connected as account 'private'" in refused.output
