@@ -19,7 +19,7 @@ def assert_follows_the_rules(plan: ChunkPlan, video_size: int) -> None:
     chunks = plan.chunks
     assert plan.video_size == video_size
     assert len(chunks) == plan.total_chunk_count
-    assert 1 <= plan.total_chunk_count <= MAX_CHUNK_COUNT
+    assert plan.total_chunk_count in range(1, MAX_CHUNK_COUNT + 1)
     # Every byte exactly once, in order.
     assert chunks[0].first == 0 and chunks[-1].last == video_size - 1
     for previous, current in zip(chunks, chunks[1:]):
