@@ -71,6 +71,20 @@ def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck) -> Pu
                          error_code=post.error_code or type(exc).__name__, error_message=message)
 
 
+def _check_creators(request: PublishRequest) -> tuple[dict[str, CreatorCheck], dict[str, PublishResult]]:
+    """Fresh creator_info for every account, concurrently: (accounts that may post, failed results)."""
+    futures = {name: check_creator.submit(name, request) for name in request.accounts}
+    checks: dict[str, CreatorCheck] = {}
+    failed: dict[str, PublishResult] = {}
+    for name, future in futures.items():
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, CreatorCheck):
+            checks[name] = outcome
+        else:
+            failed[name] = _failed(name, outcome)
+    return checks, failed
+
+
 def _scheduled(request: PublishRequest) -> list[PublishResult]:
     run = schedule_publish(request, request.schedule_at)
     get_run_logger().info("scheduled for %s as flow run %s", request.schedule_at.isoformat(), run.id)
@@ -93,31 +107,28 @@ def publish_video(request: PublishRequest, post_keys: dict[str, str] | None = No
     max_bytes = Policy().max_bytes
     timings: list[StepTiming] = []
     try:
-        started = time.monotonic()
-        source = ingest(request.source, str(work_dir), max_bytes)
-        timings.append(StepTiming(step="ingest", seconds=round(time.monotonic() - started, 3)))
-
-        check_futures = {name: check_creator.submit(name, request) for name in request.accounts}
-        checks: dict[str, CreatorCheck] = {}
-        results: dict[str, PublishResult] = {}
-        for name, future in check_futures.items():
-            outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, CreatorCheck):
-                checks[name] = outcome
-            else:
-                results[name] = _failed(name, outcome)
-        if checks:
-            limits = [c.max_duration_s for c in checks.values() if c.max_duration_s]
-            max_duration = float(min(limits)) if limits else Policy().max_duration
-            media = prepare_media(str(source.path), str(work_dir), request, max_duration, max_bytes)
-            timings.append(StepTiming(step="transcode", seconds=round(media.seconds, 3)))
-            chains = {}
-            for name, check in checks.items():
-                initialized = init_post.submit(request, check, source, media, (post_keys or {}).get(name))
-                uploaded = upload.submit(initialized, media)
-                chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
-            for name, chain in chains.items():
-                results[name] = _settle(name, chain, checks[name])
+        try:
+            started = time.monotonic()
+            source = ingest(request.source, str(work_dir), max_bytes)
+            timings.append(StepTiming(step="ingest", seconds=round(time.monotonic() - started, 3)))
+            checks, results = _check_creators(request)
+            if checks:
+                limits = [c.max_duration_s for c in checks.values() if c.max_duration_s]
+                max_duration = float(min(limits)) if limits else Policy().max_duration
+                media = prepare_media(str(source.path), str(work_dir), request, max_duration, max_bytes)
+                timings.append(StepTiming(step="transcode", seconds=round(media.seconds, 3)))
+        except Exception as exc:
+            # The source or the video is unusable: every account's post fails; say so to listeners, then
+            # fail the run with the error's message.
+            notify_outcomes(request.mode, [_failed(name, exc) for name in request.accounts])
+            raise
+        chains = {}
+        for name, check in checks.items():
+            initialized = init_post.submit(request, check, source, media, (post_keys or {}).get(name))
+            uploaded = upload.submit(initialized, media)
+            chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
+        for name, chain in chains.items():
+            results[name] = _settle(name, chain, checks[name])
         ordered = [results[name].model_copy(update={"timings": timings + results[name].timings}) for name in request.accounts]
         notify_outcomes(request.mode, ordered)  # events + webhooks; never raises
         if ordered and all(r.ok for r in ordered) and not any(r.reused for r in ordered):

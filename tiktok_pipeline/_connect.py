@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ledger import Account, Ledger
 from tasks._context import grant_from
-from tiktok import OAuthClient, TikTokClient, parse_callback
+from tiktok import OAuthClient, TikTokClient, TikTokError, parse_callback
 from tiktok_pipeline.settings import Settings
 
 _PAGE = b"<html><body><h1>TikTok account connected</h1><p>You can close this tab.</p></body></html>"
@@ -83,7 +83,11 @@ def connect_account(
         user = client.user_info()
         username, nickname = user.username, user.display_name
         if not username and "video.publish" in tokens.scopes:
-            # `username` needs the user.info.profile scope; creator_info tells it with video.publish.
-            creator = client.creator_info()
-            username, nickname = creator.creator_username, nickname or creator.creator_nickname
+            # `username` needs the user.info.profile scope; creator_info tells it with video.publish,
+            # unless the creator cannot post right now (caps, ban): the account is stored all the same.
+            try:
+                creator = client.creator_info()
+                username, nickname = creator.creator_username, nickname or creator.creator_nickname
+            except TikTokError:
+                pass
     return ledger.upsert_account(name, grant_from(tokens), username=username, nickname=nickname)

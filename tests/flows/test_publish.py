@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from prefect.events.worker import EventsWorker
+from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: F401 (fixture)
 
 from flows.models import PublishRequest
 from flows.publish import publish_video
@@ -181,11 +183,17 @@ def test_crash_between_init_and_upload_never_posts_twice_and_resumes(pipeline, m
     assert len(pipeline.sandbox.posts()) == 1
 
 
-def test_missing_s3_object_fails_clearly_and_leaves_no_files(pipeline) -> None:
+def test_missing_s3_object_fails_clearly_and_leaves_no_files(
+    pipeline, asserting_and_emitting_events_worker: EventsWorker  # noqa: F811
+) -> None:
     with pytest.raises(SourceNotFound, match="not found"):
-        publish_video(_request(f"s3://{pipeline.bucket}/nope.mp4"))
+        publish_video(_request(f"s3://{pipeline.bucket}/nope.mp4", accounts=["main", "private"]))
     assert pipeline.work_files() == []
     assert pipeline.ledger().list_posts() == []
+    asserting_and_emitting_events_worker.wait_until_empty()
+    failed = [e for e in asserting_and_emitting_events_worker._client.events if e.event == "tiktok.post.failed"]
+    assert sorted(e.resource.id for e in failed) == ["tiktok.post.unrecorded.main", "tiktok.post.unrecorded.private"]
+    assert all("not found" in e.payload["error_message"] for e in failed)
 
 
 def test_s3_access_denied_fails_clearly(pipeline, media, monkeypatch) -> None:
