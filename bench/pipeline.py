@@ -48,18 +48,18 @@ def main() -> None:
     import httpx
     from prefect.testing.utilities import prefect_test_harness
 
-    from deployments.local import MotoServer
+    from deployments.local import MotoServer, free_port
     from deployments.ratelimits import delete_rate_limits, ensure_rate_limits
     from flows.models import PublishRequest
     from ledger import generate_key
     from sandbox import SandboxConfig, serve
-    from tiktok_pipeline._demo import _free_port, _patched_env, make_sample_clip
+    from tiktok_pipeline._demo import _patched_env, make_sample_clip
 
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     with serve(SandboxConfig(processing_delay=0, moderation_delay=0)) as sandbox, MotoServer.running() as s3, \
             prefect_test_harness(server_startup_timeout=120):
         env = {**sandbox.env(), **s3.env(), "TIKTOK_PIPELINE_DATA_DIR": str(work / "data"),
-               "TIKTOK_PIPELINE_REDIRECT_URI": f"http://localhost:{_free_port()}/callback/",
+               "TIKTOK_PIPELINE_REDIRECT_URI": f"http://localhost:{free_port()}/callback/",
                "TIKTOK_PIPELINE_ENCRYPTION_KEY": generate_key()}
         with _patched_env(env):
             from flows.publish import publish_video

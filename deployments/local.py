@@ -7,6 +7,7 @@ so boto3 talks to it exactly as it would to AWS, via `TIKTOK_PIPELINE_S3_ENDPOIN
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +19,13 @@ FAKE_AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for a server about to start, or a refused connection)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass

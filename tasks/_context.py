@@ -27,12 +27,22 @@ def settings() -> Settings:
 def _encryption_key(current: Settings) -> str | None:
     if current.encryption_key is not None:
         return current.encryption_key.get_secret_value()
+    return _key_from_secret_block()
+
+
+_block_key: list[str] = []  # the Secret block's value once read: every task asks for the ledger
+
+
+def _key_from_secret_block() -> str | None:
+    if _block_key:
+        return _block_key[0]
     try:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(ENCRYPTION_KEY_BLOCK).get())
+        _block_key.append(str(Secret.load(ENCRYPTION_KEY_BLOCK).get()))
     except Exception:  # no block, no Prefect API reachable, ...: the setting is the documented way
         return None  # the ledger raises EncryptionKeyMissing with the fix when a token is touched
+    return _block_key[0]
 
 
 @functools.lru_cache(maxsize=8)

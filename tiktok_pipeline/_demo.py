@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,12 +20,6 @@ from pathlib import Path
 import httpx
 
 DEMO_ACCOUNTS = {"studio": "studio_main", "newsroom": "newsroom"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_sample_clip(path: Path, seconds: float = 6.0) -> Path:
@@ -59,7 +52,7 @@ def run_demo(console) -> bool:
     """Run the demo; True when both accounts ended published."""
     import boto3
 
-    from deployments.local import MotoServer
+    from deployments.local import MotoServer, free_port
     from flows.models import PublishRequest
     from ledger import generate_key
     from sandbox import SandboxConfig, SandboxCreator, serve
@@ -74,7 +67,7 @@ def run_demo(console) -> bool:
         with serve(config) as sandbox, MotoServer.running() as s3:
             env = {**sandbox.env(), **s3.env(),
                    "TIKTOK_PIPELINE_DATA_DIR": str(work / "data"),
-                   "TIKTOK_PIPELINE_REDIRECT_URI": f"http://localhost:{_free_port()}/callback/",
+                   "TIKTOK_PIPELINE_REDIRECT_URI": f"http://localhost:{free_port()}/callback/",
                    "TIKTOK_PIPELINE_ENCRYPTION_KEY": generate_key()}
             console.print(f"sandbox TikTok at {sandbox.base_url}, S3 (moto) at {s3.endpoint_url}")
             with _patched_env(env):

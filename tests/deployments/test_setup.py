@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
+from deployments.local import free_port
 from deployments.bootstrap import EncryptionKeyNotSet, SetupReport, store_encryption_key
 from tiktok_pipeline import _cli_setup
 from tiktok_pipeline.settings import load_settings
@@ -22,10 +22,7 @@ def run_setup(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+closed_port = free_port  # nothing listens there: a refused connection
 
 
 def test_setup_refuses_without_a_configured_server() -> None:

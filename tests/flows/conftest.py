@@ -6,7 +6,6 @@ and two accounts connected through the real OAuth flow.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from deployments.local import free_port
 from ledger import Ledger, generate_key
 
 
@@ -24,12 +24,6 @@ from ledger import Ledger, generate_key
 def prefect_server() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -89,7 +83,7 @@ def pipeline(sandbox, s3_bucket: str, moto_server, tmp_path: Path, monkeypatch: 
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("TIKTOK_PIPELINE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TIKTOK_PIPELINE_REDIRECT_URI", f"http://localhost:{_free_port()}/callback/")
+    monkeypatch.setenv("TIKTOK_PIPELINE_REDIRECT_URI", f"http://localhost:{free_port()}/callback/")
     monkeypatch.setenv("TIKTOK_PIPELINE_ENCRYPTION_KEY", generate_key())
     monkeypatch.setenv("TIKTOK_PIPELINE_STATUS_POLL_INTERVAL", "2")
     connect_test_accounts()

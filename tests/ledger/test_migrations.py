@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
+from deployments.local import free_port
 from ledger import DatabaseUnavailable, Ledger
 from ledger._models import Base
 from tiktok_pipeline import _cli_db
@@ -79,9 +79,7 @@ def test_default_sqlite_file_goes_under_data_dir(tmp_path: Path, monkeypatch: py
 
 
 def test_unreachable_postgres_is_a_retryable_typed_error() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens there
     with pytest.raises(DatabaseUnavailable) as caught:
         Ledger(f"postgresql+psycopg://postgres@127.0.0.1:{port}/ledger")
     assert caught.value.retryable

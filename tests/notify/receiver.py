@@ -4,7 +4,6 @@ the test. It answers the statuses it was scripted with (then 200) and records ev
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from deployments.local import free_port
 from tasks._webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 
@@ -81,7 +81,4 @@ def receiver(*statuses: int, path: str = "/hooks/tiktok", answer_at_once: bool =
 
 def refused_url() -> str:
     """A loopback URL nobody listens on (the port was free a moment ago): connection refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hooks/down"
+    return f"http://127.0.0.1:{free_port()}/hooks/down"
