@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: setup ffmpeg test demo bench clean up down
+.PHONY: setup ffmpeg chromium test demo bench clean up down
 
 setup: $(STAMP) ffmpeg
 
@@ -24,7 +24,14 @@ ffmpeg:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg; \
 	fi
 
-test: setup
+# The UI tests drive Debian's chromium through Playwright (Playwright cannot download a browser here).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "chromium missing: installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
+	fi
+
+test: setup chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -6,4 +6,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRY_BACKOFF", "0")
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRIES", "2")
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.media", "tests.plugins.s3"]
+pytest_plugins = [
+    "tests.plugins.sandbox",
+    "tests.plugins.media",
+    "tests.plugins.s3",
+    "tests.plugins.postgres",
+    "tests.plugins.prefect_server",
+]

@@ -85,13 +85,19 @@ class Ports:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where `up` keeps its state."""
+    """Where `up` keeps its state: `.data/up` in the checkout, or UP_STATE_DIR."""
 
     root: Path
+    state: Path | None = None
+
+    @classmethod
+    def from_env(cls, root: Path, environ: Mapping[str, str]) -> Layout:
+        state = environ.get("UP_STATE_DIR")
+        return cls(root, Path(state).resolve() if state else None)
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".data" / "up"
+        return self.state or self.root / ".data" / "up"
 
     @property
     def env_file(self) -> Path:
@@ -132,6 +138,8 @@ def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: P
     """Every variable the processes of the stack need (the same for all of them)."""
     return {
         "PREFECT_API_URL": api_url(ports),
+        # The UI asks this URL for its data; left unset it asks :4200 whatever port the server has.
+        "PREFECT_UI_API_URL": api_url(ports),
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **pipeline_env(sandbox_url(ports), SandboxConfig()),
@@ -389,6 +397,63 @@ def deploy(env: Mapping[str, str], layout: Layout) -> None:
         raise UpError(f"`prefect deploy --all` failed; end of {log_file}:\n{log_tail(log_file, 40)}")
 
 
+#: The deployments the server's scheduler must give upcoming runs (prefect.yaml schedules them).
+SCHEDULED_DEPLOYMENTS = ("refresh-tokens/refresh-tokens", "cleanup/cleanup")
+SCHEDULER_TIMEOUT = 120.0
+
+
+def upcoming_runs(api: str, deployments: Sequence[str] = SCHEDULED_DEPLOYMENTS) -> dict[str, list[datetime]]:
+    """Start times of the scheduled (not yet started) runs of each `flow/deployment`, soonest first."""
+    upcoming: dict[str, list[datetime]] = {}
+    for name in deployments:
+        flow, _, deployment = name.partition("/")
+        response = httpx.get(f"{api}/deployments/name/{flow}/{deployment}", timeout=10.0)
+        if response.status_code == 404:
+            upcoming[name] = []
+            continue
+        response.raise_for_status()
+        runs = httpx.post(f"{api}/flow_runs/filter", timeout=10.0, json={
+            "flow_runs": {"deployment_id": {"any_": [response.json()["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}},
+            "sort": "EXPECTED_START_TIME_ASC", "limit": 10,
+        })
+        runs.raise_for_status()
+        upcoming[name] = [datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")) for r in runs.json()]
+    return upcoming
+
+
+def wait_for_schedules(api: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, datetime]:
+    """The next run of every scheduled deployment, once the server's scheduler has created them all.
+
+    A server whose scheduler service is broken (SQLAlchemy 2.1 under Prefect 3.8) never creates one:
+    that is the failure this waits for, and names.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        upcoming = upcoming_runs(api)
+        if all(upcoming.values()):
+            return {name: times[0] for name, times in upcoming.items()}
+        if time.monotonic() > deadline:
+            missing = ", ".join(name for name, times in upcoming.items() if not times)
+            raise UpError(f"the Prefect scheduler created no upcoming run of {missing} within {timeout:.0f} s; "
+                          "see the Prefect server log")
+        time.sleep(2.0)
+
+
+def server_log_tracebacks(log_file: Path) -> list[str]:
+    """The last line of every traceback the server logged since it was last started by `up`."""
+    if not log_file.exists():
+        return []
+    lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("--- ")]
+    lines = lines[starts[-1] + 1:] if starts else lines
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            tail = next((later for later in lines[i + 1:] if later and not later[0].isspace()), line)
+            found.append(tail.strip())
+    return found
+
+
 def publish_parameters() -> dict[str, object]:
     return {"request": {"source": SAMPLE_URI, "accounts": ["main"], "privacy_level": "SELF_ONLY"}}
 
@@ -399,7 +464,7 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
         f"PREFECT_API_URL={api_url(ports)} {shlex.quote(str(BIN / 'prefect'))} deployment run "
         f"publish-video/publish-video --params {shlex.quote(json.dumps(parameters))} --watch"
     )
-    env_file = layout.env_file.relative_to(layout.root)
+    env_file = shown(layout, layout.env_file)
     metadata = {"tiktok-accounts": "main", "tiktok-privacy-level": "SELF_ONLY", "tiktok-caption": "Dropped in the bucket"}
     code = (  # single quotes only, so the whole line can go in double quotes
         f"import boto3; boto3.client('s3', endpoint_url='http://{HOST}:{ports.moto}', region_name='us-east-1', "
@@ -432,6 +497,14 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
         "",
         "Stop everything with `make down` (the ledger and the Prefect database are kept).",
     ])  # fmt: skip
+
+
+def shown(layout: Layout, path: Path) -> Path:
+    """`path` relative to the checkout when it is inside it (as people type it), else absolute."""
+    try:
+        return path.relative_to(layout.root)
+    except ValueError:
+        return path
 
 
 def up(layout: Layout = Layout(ROOT)) -> None:
@@ -480,6 +553,12 @@ def up(layout: Layout = Layout(ROOT)) -> None:
         print(f"setup: {line}", flush=True)
     deploy(env, layout)
     print("deployed prefect.yaml (publish-video, publish-s3-object, refresh-tokens, cleanup, ...)", flush=True)
+    for name, when in wait_for_schedules(api_url(ports)).items():
+        print(f"scheduler: next {name} run at {when:%Y-%m-%d %H:%M} UTC", flush=True)
+    if problems := server_log_tracebacks(layout.log_file("prefect")):
+        raise UpError(f"the Prefect server logged {len(problems)} traceback(s), the last: {problems[-1]}; "
+                      f"see {shown(layout, layout.log_file('prefect'))}")
+    print("Prefect server log: no traceback", flush=True)
 
     since = datetime.now(timezone.utc)
     worker, fresh = ensure_running(plan["worker"], env, layout)
@@ -499,7 +578,7 @@ def down(layout: Layout = Layout(ROOT)) -> None:
     for name in reversed(SERVICES):
         pid = stop(layout.pid_file(name))
         print(f"{name}: stopped (pid {pid})" if pid else f"{name}: not running", flush=True)
-    print(f"data kept in {layout.state_dir.relative_to(layout.root)}/")
+    print(f"data kept in {shown(layout, layout.state_dir)}/")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -507,7 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=("up", "down"))
     command = parser.parse_args(argv).command
     try:
-        up() if command == "up" else down()
+        layout = Layout.from_env(ROOT, os.environ)
+        up(layout) if command == "up" else down(layout)
     except (UpError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if command == "up":

@@ -35,6 +35,8 @@ EXPECTED = {
     "cleanup": "flows/maintenance.py:cleanup",
     "release-held-post": "flows/drafts.py:release_held_post",
     "publish-s3-object": "flows/s3_events.py:publish_s3_object",
+}
+EXAMPLES = {
     "publish-rendered-video": "flows/publish.py:publish_video",
     "render-video": "flows/examples/render_and_publish.py:render_video",
 }
@@ -50,6 +52,13 @@ def deployments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {d["name"]: d for d in config["deployments"]}
 
 
+@pytest.fixture(scope="module")
+def examples() -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load((ROOT / "flows" / "examples" / "prefect.yaml").read_text(encoding="utf-8"))
+    PrefectYamlModel.model_validate(config)
+    return {d["name"]: d for d in config["deployments"]}
+
+
 def step(steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
     (inputs,) = [s[name] for s in steps if name in s]
     return inputs
@@ -60,18 +69,21 @@ def test_prefect_deploy_accepts_the_file(config: dict[str, Any]) -> None:
     assert [d.name for d in model.deployments] == list(EXPECTED)
 
 
-def test_each_deployment_runs_its_flow(deployments: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_deployment_runs_its_flow(deployments: dict[str, dict[str, Any]], examples: dict[str, dict[str, Any]],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # entrypoints are relative to the project root, where `prefect deploy` runs
     assert {name: d["entrypoint"] for name, d in deployments.items()} == EXPECTED
-    for name, deployment in deployments.items():
+    assert {name: d["entrypoint"] for name, d in examples.items()} == EXAMPLES
+    for name, deployment in {**deployments, **examples}.items():
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         assert isinstance(flow, Flow)
         # `prefect deployment run FLOW/DEPLOYMENT` names in the docs and `make up`
         assert flow.name == ("publish-video" if name == "publish-rendered-video" else name)
 
 
-def test_every_deployment_targets_the_pool_setup_creates(deployments: dict[str, dict[str, Any]]) -> None:
-    assert {d["work_pool"]["name"] for d in deployments.values()} == {WORK_POOL_NAME}
+def test_every_deployment_targets_the_pool_setup_creates(deployments: dict[str, dict[str, Any]],
+                                                         examples: dict[str, dict[str, Any]]) -> None:
+    assert {d["work_pool"]["name"] for d in {**deployments, **examples}.values()} == {WORK_POOL_NAME}
     assert up.WORK_POOL == WORK_POOL_NAME
 
 
@@ -134,9 +146,16 @@ def test_parameters_printed_by_make_up_pass_the_enforced_schema(deployments: dic
                  preprocess=True)
 
 
-def test_render_trigger_builds_a_valid_publish_request(deployments: dict[str, dict[str, Any]]) -> None:
-    (trigger,) = deployments["publish-rendered-video"]["triggers"]
+def test_render_trigger_builds_a_valid_publish_request(examples: dict[str, dict[str, Any]]) -> None:
+    (trigger,) = examples["publish-rendered-video"]["triggers"]
     assert trigger["expect"] == ["render.video.completed"]
     request = dict(trigger["parameters"]["request"])
     assert request.pop("source") == "{{ event.payload.uri }}"
-    PublishRequest(source="s3://renders/ep.mp4", **request)  # what the server renders must validate
+    parsed = PublishRequest(source="s3://renders/ep.mp4", **request)  # what the server renders must validate
+    # An example must not post to a real account by accident: off until enabled, and then drafts only.
+    assert trigger["enabled"] is False
+    assert parsed.mode.value == "hold"
+
+
+def test_the_product_file_has_no_example(deployments: dict[str, dict[str, Any]]) -> None:
+    assert not [name for name, d in deployments.items() if "example" in d.get("tags", [])]

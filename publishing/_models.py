@@ -1,0 +1,150 @@
+"""What a caller asks for and what it gets back: the publish-video flow's parameter and result.
+
+`PublishRequest` is one pydantic model so the Prefect UI renders it as a form, the CLI and the
+S3 listener build it, and other pipelines pass it to `publish_to_tiktok`. It follows TikTok's
+content-sharing guidelines: privacy is chosen explicitly (no default), interaction toggles default
+to allowed-off-by-user = False, commercial disclosure is off unless asked for.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ledger import PostMode as PublishMode
+from ledger import PostState
+from tiktok import PrivacyLevel, utf16_length
+from transcode import FitMode, OverLength
+
+
+class CapPolicy(StrEnum):
+    defer = "defer"  # schedule the account's post for when its next daily slot frees
+    fail = "fail"  # fail that account's post at once
+
+
+class SourceAction(StrEnum):
+    keep = "keep"
+    delete = "delete"
+    move = "move"
+
+
+#: States in which a post has ended well for the caller.
+SUCCESS_STATES = frozenset({PostState.published, PostState.sent_to_inbox})
+
+MAX_CAPTION_UTF16 = 2200
+
+
+class PublishRequest(BaseModel):
+    """Publish one video to one or more connected TikTok accounts."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    source: str = Field(
+        description="s3://bucket/key, an https:// URL, or a path readable by the worker",
+        min_length=1,
+    )
+    accounts: list[str] = Field(
+        description="Names of connected accounts (tiktok-pipeline accounts list)", min_length=1
+    )
+    caption: str = Field("", description="Caption with #hashtags and @mentions (2200 UTF-16 units max)")
+    privacy_level: PrivacyLevel | None = Field(
+        None,
+        description="Who can see the post; must be one of the creator's privacy options. "
+        "Required for direct posts (TikTok forbids a default).",
+    )
+    mode: PublishMode = Field(PublishMode.direct, description="direct, inbox (draft in TikTok) or hold")
+    disable_comment: bool = False
+    disable_duet: bool = False
+    disable_stitch: bool = False
+    brand_content_toggle: bool = Field(False, description="Branded content (paid partnership)")
+    brand_organic_toggle: bool = Field(False, description="Your own brand (promotional content)")
+    is_aigc: bool = Field(False, description="Label the video as AI-generated content")
+    cover_timestamp_ms: int | None = Field(None, ge=0, description="Frame used as the cover")
+    fit: FitMode = Field(FitMode.blur, description="How non-9:16 video is fitted to 1080x1920")
+    on_too_long: OverLength = Field(
+        OverLength.trim, description="trim to the creator's maximum duration, or reject the video"
+    )
+    idempotency_key: str | None = Field(
+        None,
+        max_length=200,
+        description="Same key = same post. Default: content hash + account + caption + mode",
+    )
+    schedule_at: datetime | None = Field(
+        None, description="Publish at this time: the run is scheduled in Prefect (TikTok has no scheduled posts)"
+    )
+    cap_policy: CapPolicy = Field(
+        CapPolicy.defer, description="When a daily cap is used up: defer to the next free slot, or fail"
+    )
+    source_action: SourceAction = Field(SourceAction.keep, description="What to do with an S3 source after success")
+    move_prefix: str = Field("published/", description="Destination prefix for source_action=move")
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, value: list[str]) -> list[str]:
+        cleaned = [a.strip() for a in value if a.strip()]
+        if not cleaned:
+            raise ValueError("at least one account name is required")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError(f"an account is listed twice: {cleaned}")
+        return cleaned
+
+    @field_validator("caption")
+    @classmethod
+    def _caption_fits(cls, value: str) -> str:
+        if (length := utf16_length(value)) > MAX_CAPTION_UTF16:
+            raise ValueError(f"caption is {length} UTF-16 code units; TikTok accepts at most {MAX_CAPTION_UTF16}")
+        return value
+
+    @model_validator(mode="after")
+    def _guidelines(self) -> PublishRequest:
+        if self.mode is not PublishMode.inbox and self.privacy_level is None:
+            raise ValueError("privacy_level is required for direct and held posts (TikTok forbids a default)")
+        if self.brand_content_toggle and self.privacy_level is PrivacyLevel.SELF_ONLY:
+            raise ValueError("branded content cannot be posted as SELF_ONLY (TikTok's content-sharing rules)")
+        return self
+
+    @property
+    def commercial_label(self) -> str | None:
+        """The label TikTok shows for the disclosure chosen (content-sharing guidelines)."""
+        if self.brand_content_toggle:
+            return "Paid partnership"
+        if self.brand_organic_toggle:
+            return "Promotional content"
+        return None
+
+
+class StepTiming(BaseModel):
+    step: str
+    seconds: float
+
+
+class PublishResult(BaseModel):
+    """The outcome for one account."""
+
+    account: str
+    state: PostState
+    post_id: int | None = Field(None, description="Ledger id of the post")
+    idempotency_key: str | None = None
+    publish_id: str | None = None
+    nickname: str | None = None
+    privacy_level: str | None = None
+    share_url: str | None = None
+    post_ids: list[int] = Field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    reused: bool = Field(False, description="True when an earlier run's result was returned (idempotency)")
+    scheduled_for: datetime | None = Field(None, description="When a scheduled or deferred run will post it")
+    flow_run_id: str | None = Field(None, description="The Prefect flow run that will post it (scheduled/deferred)")
+    timings: list[StepTiming] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state in SUCCESS_STATES
+
+    @property
+    def pending(self) -> bool:
+        """Not posted yet, by design: a held draft, or a post scheduled or deferred to later."""
+        return self.scheduled_for is not None or self.state is PostState.media_ready
