@@ -31,9 +31,13 @@ chromium:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
 	fi
 
+# Two pytest workers: the tests against the `make up` stack (tests/stack, one xdist group, one stack)
+# mostly wait on real servers while the other worker runs the rest.
+PYTEST_WORKERS ?= 2
+
 test: setup chromium
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/tiktok-pipeline demo

@@ -1,4 +1,5 @@
-"""What a Prefect server needs before the deployments can run: the work pool, the rate limits, the key.
+"""What a Prefect server needs before the deployments can run: the work pool, crash detection, the
+rate limits, the key.
 
 `bootstrap` is what `tiktok-pipeline setup` (and `make up`) run. Every step is idempotent, so it
 is safe to run again after connecting an account or rotating the encryption key. The Prefect API is
@@ -11,11 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessWorker
 
+from deployments.automations import (
+    CRASH_AFTER,
+    CRASH_AUTOMATION_NAME,
+    HEARTBEAT_SECONDS,
+    HEARTBEAT_VARIABLE,
+    Change,
+    crash_detection,
+    ensure_automation,
+    with_heartbeat,
+)
 from deployments.ratelimits import ensure_rate_limits
 from ledger import Ledger
 from tasks._context import ENCRYPTION_KEY_BLOCK
@@ -54,6 +65,8 @@ class SetupReport:
     api_url: str
     work_pool: str
     work_pool_created: bool
+    heartbeat: Change = "unchanged"
+    crash_detection: Change = "unchanged"
     accounts: list[str] = field(default_factory=list)
     rate_limits: list[str] = field(default_factory=list)
     key_block: str | None = None
@@ -61,7 +74,13 @@ class SetupReport:
     def lines(self) -> list[str]:
         """What was done, one line per step, for people."""
         pool = "created" if self.work_pool_created else "already exists"
-        lines = [f"Prefect API: {self.api_url}", f"work pool {self.work_pool!r} ({WORK_POOL_TYPE}): {pool}"]
+        lines = [
+            f"Prefect API: {self.api_url}",
+            f"work pool {self.work_pool!r} ({WORK_POOL_TYPE}): {pool}; its flow runs send a heartbeat every "
+            f"{HEARTBEAT_SECONDS} s ({HEARTBEAT_VARIABLE}: {'already set' if self.heartbeat == 'unchanged' else 'set'})",
+            f"crash detection: automation {CRASH_AUTOMATION_NAME!r} {self.crash_detection} (a run without heartbeat "
+            f"for {int(CRASH_AFTER.total_seconds())} s is marked Crashed)",
+        ]
         if self.accounts:
             lines.append(
                 f"rate limits: {len(self.rate_limits)} created or updated for {len(self.accounts)} account(s): "
@@ -96,22 +115,29 @@ def prefect_api_url() -> str:
     return str(url)
 
 
-def ensure_work_pool(name: str = WORK_POOL_NAME) -> bool:
-    """Create the process work pool unless it exists; True when it was created."""
+def ensure_work_pool(name: str = WORK_POOL_NAME) -> tuple[bool, Change]:
+    """The process work pool, created when missing, with the heartbeat in its base job template.
+
+    Returns (created, what happened to the heartbeat setting). Other template changes are kept.
+    """
     with get_client(sync_client=True) as client:
         try:
             existing = client.read_work_pool(name)
         except ObjectNotFound:
-            template = ProcessWorker.get_default_base_job_template()
+            template = with_heartbeat(ProcessWorker.get_default_base_job_template())
             client.create_work_pool(WorkPoolCreate(name=name, type=WORK_POOL_TYPE, base_job_template=template))
-            return True
-    if existing.type != WORK_POOL_TYPE:
-        raise WorkPoolTypeMismatch(
-            f"work pool {name!r} exists with type {existing.type!r}; the deployments need a {WORK_POOL_TYPE!r} "
-            "pool: delete it or pick another name",
-            detail={"work_pool": name, "type": existing.type},
-        )
-    return False
+            return True, "created"
+        if existing.type != WORK_POOL_TYPE:
+            raise WorkPoolTypeMismatch(
+                f"work pool {name!r} exists with type {existing.type!r}; the deployments need a {WORK_POOL_TYPE!r} "
+                "pool: delete it or pick another name",
+                detail={"work_pool": name, "type": existing.type},
+            )
+        template = with_heartbeat(existing.base_job_template)
+        if template == existing.base_job_template:
+            return False, "unchanged"
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        return False, "updated"
 
 
 def store_encryption_key(settings: Settings) -> str:
@@ -128,9 +154,12 @@ def store_encryption_key(settings: Settings) -> str:
 
 
 def bootstrap(settings: Settings, *, work_pool: str = WORK_POOL_NAME, store_key: bool = False) -> SetupReport:
-    """Work pool, rate limits of every account in the ledger, and optionally the key as a Secret block."""
+    """Work pool (with heartbeats), crash detection, rate limits of every account in the ledger, and
+    optionally the key as a Secret block."""
     api_url = prefect_api_url()
-    report = SetupReport(api_url=api_url, work_pool=work_pool, work_pool_created=ensure_work_pool(work_pool))
+    created, heartbeat = ensure_work_pool(work_pool)
+    report = SetupReport(api_url=api_url, work_pool=work_pool, work_pool_created=created, heartbeat=heartbeat,
+                         crash_detection=ensure_automation(crash_detection()))
     with Ledger.from_settings(settings) as ledger:
         accounts = ledger.list_accounts()
     report.accounts = [account.name for account in accounts]

@@ -403,7 +403,12 @@ SCHEDULER_TIMEOUT = 120.0
 
 
 def upcoming_runs(api: str, deployments: Sequence[str] = SCHEDULED_DEPLOYMENTS) -> dict[str, list[datetime]]:
-    """Start times of the scheduled (not yet started) runs of each `flow/deployment`, soonest first."""
+    """Start times of the scheduled runs of each `flow/deployment` that are still ahead, soonest first.
+
+    Runs whose time has passed (Late: scheduled by an earlier server, never picked up) do not count:
+    only runs ahead show that the scheduler works now.
+    """
+    now = datetime.now(timezone.utc).isoformat()
     upcoming: dict[str, list[datetime]] = {}
     for name in deployments:
         flow, _, deployment = name.partition("/")
@@ -413,7 +418,8 @@ def upcoming_runs(api: str, deployments: Sequence[str] = SCHEDULED_DEPLOYMENTS) 
             continue
         response.raise_for_status()
         runs = httpx.post(f"{api}/flow_runs/filter", timeout=10.0, json={
-            "flow_runs": {"deployment_id": {"any_": [response.json()["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}},
+            "flow_runs": {"deployment_id": {"any_": [response.json()["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}},
+                          "expected_start_time": {"after_": now}},
             "sort": "EXPECTED_START_TIME_ASC", "limit": 10,
         })
         runs.raise_for_status()
@@ -439,8 +445,15 @@ def wait_for_schedules(api: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[str
         time.sleep(2.0)
 
 
-def server_log_tracebacks(log_file: Path) -> list[str]:
-    """The last line of every traceback the server logged since it was last started by `up`."""
+#: SQLite answers "database is locked" to a write racing another one (a loaded machine, several
+#: workers); Prefect logs the traceback and does the work again (its event queue retries the message,
+#: the worker's next heartbeat is stored): contention, which PostgreSQL avoids, not a broken server.
+TRANSIENT_SERVER_ERRORS = ("database is locked",)
+
+
+def server_log_tracebacks(log_file: Path, *, transient: bool = False) -> list[str]:
+    """The last line of every traceback the server logged since it was last started by `up`: those of
+    real failures, or with `transient` those of TRANSIENT_SERVER_ERRORS only."""
     if not log_file.exists():
         return []
     lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -450,7 +463,8 @@ def server_log_tracebacks(log_file: Path) -> list[str]:
     for i, line in enumerate(lines):
         if line.startswith("Traceback (most recent call last)"):
             tail = next((later for later in lines[i + 1:] if later and not later[0].isspace()), line)
-            found.append(tail.strip())
+            if any(error in tail for error in TRANSIENT_SERVER_ERRORS) == transient:
+                found.append(tail.strip())
     return found
 
 
@@ -553,12 +567,17 @@ def up(layout: Layout = Layout(ROOT)) -> None:
         print(f"setup: {line}", flush=True)
     deploy(env, layout)
     print("deployed prefect.yaml (publish-video, publish-s3-object, refresh-tokens, cleanup, ...)", flush=True)
+    from deployments.forms import sync_publish_forms  # `prefect deploy` rewrote the form: offer the accounts again
+
+    print("\n".join(sync_publish_forms(api_url=api_url(ports)).lines()), flush=True)
     for name, when in wait_for_schedules(api_url(ports)).items():
         print(f"scheduler: next {name} run at {when:%Y-%m-%d %H:%M} UTC", flush=True)
     if problems := server_log_tracebacks(layout.log_file("prefect")):
         raise UpError(f"the Prefect server logged {len(problems)} traceback(s), the last: {problems[-1]}; "
                       f"see {shown(layout, layout.log_file('prefect'))}")
-    print("Prefect server log: no traceback", flush=True)
+    retried = server_log_tracebacks(layout.log_file("prefect"), transient=True)
+    print("Prefect server log: no traceback" + (f" ({len(retried)} transient SQLite 'database is locked', retried by "
+                                                 "Prefect)" if retried else ""), flush=True)
 
     since = datetime.now(timezone.utc)
     worker, fresh = ensure_running(plan["worker"], env, layout)

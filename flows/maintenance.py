@@ -1,4 +1,5 @@
-"""Scheduled flows: keep tokens fresh, reconcile posts TikTok may still change, sweep working files."""
+"""Scheduled flows: keep tokens fresh and show account health, retry publish runs whose process died,
+reconcile posts TikTok may still change, sweep working files and the media kept for settled posts."""
 
 from __future__ import annotations
 
@@ -7,29 +8,53 @@ from collections import Counter
 from prefect import flow, get_run_logger
 
 from ledger import Post
-from tasks.maintenance import accounts_to_refresh, posts_to_reconcile, reconcile_post, refresh_account_token, sweep
+from tasks.maintenance import (
+    MAX_CRASHES,
+    CrashRetriesExhausted,
+    accounts_to_refresh,
+    health_problem,
+    posts_to_reconcile,
+    reconcile_post,
+    refresh_account_token,
+    report_account_health,
+    retry_crashed_runs,
+    sweep,
+    sweep_media,
+)
 from tasks.notify import notify_outcomes
 from tasks.publishing import result_of
 
 
+def _outcome(result: object) -> str:
+    return f"error: {result}" if isinstance(result, BaseException) else str(result)
+
+
 @flow(name="refresh-tokens")
 def refresh_tokens(margin_hours: float = 6.0) -> dict[str, str]:
-    """Refresh every active account whose access token expires within `margin_hours`.
+    """Refresh every active account whose access token expires within `margin_hours`, then leave the
+    `account-health` table of every account (token expiries, daily caps left, status).
 
-    Accounts whose refresh token TikTok no longer accepts are marked needs-reconnect (fix with
-    `tiktok-pipeline accounts connect NAME`).
+    The run fails, naming them, when accounts need a reconnect (fix with `tiktok-pipeline accounts
+    connect NAME`) or a refresh failed; the table is there all the same.
     """
     names = accounts_to_refresh()
     futures = {name: refresh_account_token.submit(name, margin_hours) for name in names}
-    outcome = {name: str(f.result(raise_on_failure=False)) for name, f in futures.items()}
+    outcome = {name: _outcome(f.result(raise_on_failure=False)) for name, f in futures.items()}
+    health = report_account_health(outcome)
     get_run_logger().info("tokens: %s", dict(Counter(outcome.values())) or "no accounts")
+    if problem := health_problem(health):
+        raise problem
     return outcome
 
 
 @flow(name="cleanup")
-def cleanup(stale_work_dir_hours: float = 6.0) -> dict[str, int]:
-    """Remove working directories left by crashed runs and reconcile processing, unconfirmed,
-    inbox and abandoned posts with TikTok's status/fetch."""
+def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float = 24.0) -> dict[str, int]:
+    """Retry publish runs that crashed (at most 3 crashes per request), remove working directories
+    left by crashed runs, reconcile processing, unconfirmed, inbox and abandoned posts with
+    TikTok's status/fetch, then remove the kept media no post needs any more. A publish run's crash
+    starts this flow at once (prefect.yaml trigger)."""
+    # Retries first: a post waiting for one matters more than the rest, which runs even if they fail.
+    crashes = retry_crashed_runs.submit(retry_crashed_within_hours).result(raise_on_failure=False)
     removed = sweep(stale_work_dir_hours)
     before = posts_to_reconcile()
     futures = [reconcile_post.submit(post.id) for post in before]
@@ -38,5 +63,22 @@ def cleanup(stale_work_dir_hours: float = 6.0) -> dict[str, int]:
     for mode in {new.mode for _, new in changed}:  # announce what TikTok settled since the publish run
         notify_outcomes(mode, [result_of(new) for _, new in changed if new.mode is mode])
     states = Counter(new.state.value if isinstance(new, Post) else "error" for new in after)
-    get_run_logger().info("removed %d working directories; reconciled %d posts: %s", removed, len(before), dict(states))
-    return {"work_dirs_removed": removed, "posts_checked": len(before), **{f"now_{k}": v for k, v in states.items()}}
+    # After the reconciliation, which settles abandoned uploads; its failure fails the run below.
+    swept = sweep_media(return_state=True)
+    media_removed = swept.result() if swept.is_completed() else 0
+    if isinstance(crashes, BaseException):
+        raise crashes  # after the sweep and the reconciliation, which do not depend on it
+    if not swept.is_completed():
+        swept.result()  # raises the sweep's error
+    get_run_logger().info("retried %d crashed run(s); removed %d working directories and %d kept media file(s); "
+                          "reconciled %d posts: %s", len(crashes.retried), removed, media_removed, len(before), dict(states))
+    if crashes.given_up:
+        raise CrashRetriesExhausted(
+            f"gave up on {len(crashes.given_up)} publish run(s) that crashed {MAX_CRASHES} times with the same "
+            "parameters: " + ", ".join(f"{g['flow']} run {g['flow_run']} ({g['flow_run_id']})" for g in crashes.given_up)
+            + "; find the cause in their logs, then run them again by hand",
+            detail=crashes.given_up,
+        )
+    return {"crashed_runs_retried": len(crashes.retried), "work_dirs_removed": removed,
+            "kept_media_removed": media_removed, "posts_checked": len(before),
+            **{f"now_{k}": v for k, v in states.items()}}

@@ -1,27 +1,63 @@
 """The publish-video flow: one video, one or more accounts, exactly once per account.
 
-It only composes tasks: ingest once → check every creator (fresh creator_info) → transcode once
-for the strictest creator → per account, concurrently: init → upload → poll. The working directory
-is removed whatever happens (finally + state hooks; the cleanup flow sweeps after crashes).
+`publish` is the composition the publish flows share (publish-video, release-held-post,
+publish-deferred-post): preflight → ingest once → check every creator (fresh creator_info) →
+find the media earlier runs kept → transcode once, for the strictest creator among the accounts
+that still need media → per account, concurrently: init → upload → poll. A re-run of an
+interrupted request (a crash retry) resumes each initialized post with the very media its init
+announced, kept under the data dir, and transcodes nothing it already has. A step
+that stops an account records the failed post in the ledger; nothing raises out of it for a bad
+source, video or account. `conclude` turns the results into the run's state: Completed when every
+account is done (published, in the inbox, held, scheduled, deferred), Failed otherwise, with a
+message naming each account not posted and why, and the results readable either way.
+
+The working directory is removed whatever happens (finally + state hooks; the cleanup flow sweeps
+after crashes).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.context import get_run_context
+from prefect.exceptions import ObjectNotFound
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Completed, Failed
 
 from flows.models import PublishRequest, PublishResult, StepTiming
 from flows.scheduling import is_due, schedule_publish
 from ledger import PostState
+from publishing import publish_run_name, verdict
 from tasks import _context
-from tasks._sources import apply_source_action
+from tasks._sources import FetchedSource, apply_source_action
 from tasks._workdirs import make_work_dir, remove_work_dir, work_root
 from tasks.notify import notify_outcomes
-from tasks.publishing import CreatorCheck, check_creator, ingest, init_post, poll_status, prepare_media, upload
+from tasks.publishing import (
+    CreatorCheck,
+    MediaPlan,
+    PreparedMedia,
+    StepFailure,
+    check_creator,
+    ingest,
+    init_post,
+    interrupted_result,
+    log_results,
+    plan_media,
+    poll_status,
+    preflight,
+    prepare_media,
+    record_failures,
+    report_results,
+    unrecorded_failure,
+    upload,
+)
+from tiktok_pipeline.errors import PipelineError
 from transcode import Policy
 
 
@@ -30,15 +66,10 @@ def _run_id() -> str:
     return str(context.flow_run.id) if getattr(context, "flow_run", None) else f"local-{time.time_ns()}"
 
 
-def _remove_run_dir(flow, flow_run, state) -> None:  # state hook: cancellation and crashes
+def remove_run_dir(flow, flow_run, state) -> None:  # state hook: cancellation and crashes
     path = work_root(_context.settings()) / str(flow_run.id)
     if path.exists():
         remove_work_dir(path)
-
-
-def _failed(account: str, exc: BaseException) -> PublishResult:
-    return PublishResult(account=account, state=PostState.failed, error_code=getattr(exc, "code", None) or type(exc).__name__,
-                         error_message=str(exc))
 
 
 def _outcome(future: PrefectFuture) -> object:
@@ -49,7 +80,32 @@ def _outcome(future: PrefectFuture) -> object:
     return None
 
 
-def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck) -> PublishResult:
+def _failure(step: str, state: State) -> StepFailure | None:
+    """None when the task's state is Completed; else why it stopped."""
+    if state.is_completed():
+        return None
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        return StepFailure.of(step, outcome)
+    return StepFailure(step=step, code=state.name or "Failed", message=state.message or f"{step} ended {state.name}")
+
+
+def _record(request: PublishRequest, failures: Mapping[str, StepFailure], source: FetchedSource | None,
+            post_keys: Mapping[str, str], nicknames: Mapping[str, str | None] | None = None) -> dict[str, PublishResult]:
+    """Failed results for `failures`, recorded in the ledger when it takes them."""
+    if not failures:
+        return {}
+    if not all(f.recordable for f in failures.values()):  # the ledger is down: say so without waiting for it again
+        return {name: unrecorded_failure(name, request.mode, f) for name, f in failures.items()}
+    state = record_failures(request, dict(failures), source, dict(post_keys), dict(nicknames or {}), return_state=True)
+    recorded = state.result(raise_on_failure=False)
+    if isinstance(recorded, dict):
+        return recorded
+    return {name: unrecorded_failure(name, request.mode, f.model_copy(update={
+        "message": f"{f.message} (not recorded in the ledger: {recorded})"})) for name, f in failures.items()}
+
+
+def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck, request: PublishRequest) -> PublishResult:
     """The result of one account's chain (init → upload → poll); when a task gave up, the ledger
     says where the post stopped."""
     outcomes = [_outcome(f) for f in chain]
@@ -58,85 +114,172 @@ def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck) -> Pu
     exc = next((o for o in outcomes if isinstance(o, BaseException)), RuntimeError("the publish chain did not finish"))
     started = outcomes[0]
     if not isinstance(started, PublishResult) or started.post_id is None:
-        return _failed(account, exc)
-    post = _context.ledger().get_post(started.post_id)
-    message = post.error_message or str(exc)
-    if post.state in (PostState.initialized, PostState.uploaded):
-        # The publish_id is recorded and TikTok keeps the upload open for an hour: running the same
-        # request again resumes it; after that the cleanup flow records it as failed.
-        message = f"upload interrupted ({exc}); run the same request again within the hour to resume"
-    # `processing`: polling gave up; the cleanup flow reconciles it later.
-    return PublishResult(account=account, state=post.state, post_id=post.id, publish_id=post.publish_id,
-                         idempotency_key=post.idempotency_key, nickname=check.nickname,
-                         error_code=post.error_code or type(exc).__name__, error_message=message)
+        return unrecorded_failure(account, request.mode, exc)
+    return interrupted_result(account, started.post_id, exc, check.nickname)
 
 
-def _check_creators(request: PublishRequest) -> tuple[dict[str, CreatorCheck], dict[str, PublishResult]]:
-    """Fresh creator_info for every account, concurrently: (accounts that may post, failed results)."""
-    futures = {name: check_creator.submit(name, request) for name in request.accounts}
+def _check_creators(request: PublishRequest, accounts: Sequence[str]) -> tuple[dict[str, CreatorCheck], dict[str, StepFailure]]:
+    """Fresh creator_info for every account, concurrently: (accounts that may post, why the others may not)."""
+    futures = {name: check_creator.submit(name, request) for name in accounts}
     checks: dict[str, CreatorCheck] = {}
-    failed: dict[str, PublishResult] = {}
+    failed: dict[str, StepFailure] = {}
     for name, future in futures.items():
-        outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, CreatorCheck):
-            checks[name] = outcome
+        future.wait()
+        failure = _failure("check-creator", future.state)
+        if failure is None:
+            checks[name] = future.result()
         else:
-            failed[name] = _failed(name, outcome)
+            failed[name] = failure
     return checks, failed
 
 
 def _scheduled(request: PublishRequest) -> list[PublishResult]:
-    run = schedule_publish(request, request.schedule_at)
-    get_run_logger().info("scheduled for %s as flow run %s", request.schedule_at.isoformat(), run.id)
-    return [PublishResult(account=name, state=PostState.queued, scheduled_for=request.schedule_at, flow_run_id=str(run.id))
-            for name in request.accounts]
+    try:
+        run = schedule_publish(request, request.schedule_at)
+    except ObjectNotFound:  # no publish-video deployment on this server: nothing would ever run it
+        failure = StepFailure(step="schedule", code="DeploymentNotFound", message=(
+            "cannot schedule the post: the publish-video deployment does not exist on this Prefect server "
+            "(deploy prefect.yaml, see docs/deploy.md)"))
+        results = _record(request, {name: failure for name in request.accounts}, None, {})
+        return [results[name] for name in request.accounts]
+    get_run_logger().info("scheduled for %s as flow run %s (%s)", request.schedule_at.isoformat(), run.name, run.id)
+    return [PublishResult(account=name, state=PostState.queued, mode=request.mode, scheduled_for=request.schedule_at,
+                          flow_run_id=str(run.id)) for name in request.accounts]
 
 
-@flow(name="publish-video", persist_result=True, on_cancellation=[_remove_run_dir], on_crashed=[_remove_run_dir])
-def publish_video(request: PublishRequest, post_keys: dict[str, str] | None = None) -> list[PublishResult]:
+def _timed(step: str, started: float) -> StepTiming:
+    return StepTiming(step=step, seconds=round(time.monotonic() - started, 3))
+
+
+def _publish_due(request: PublishRequest, post_keys: Mapping[str, str], work_dir: Path
+                 ) -> tuple[dict[str, PublishResult], list[StepTiming], FetchedSource | None]:
+    checked = preflight(request, return_state=True)
+    if (failure := _failure("preflight", checked)) is not None:
+        return _record(request, dict.fromkeys(request.accounts, failure), None, post_keys), [], None
+    unknown: dict[str, StepFailure] = checked.result()  # accounts not connected: no ledger row, the fix named
+    results = {name: unrecorded_failure(name, request.mode, why) for name, why in unknown.items()}
+    connected = [name for name in request.accounts if name not in unknown]
+    if not connected:
+        return results, [], None
+    started = time.monotonic()
+    fetched = ingest(request.source, str(work_dir), Policy().max_bytes, return_state=True)
+    if (failure := _failure("ingest", fetched)) is not None:
+        failed = _record(request, dict.fromkeys(connected, failure), None, post_keys)
+        return results | failed, [_timed("ingest", started)], None
+    source: FetchedSource = fetched.result()
+    timings = [_timed("ingest", started)]
+    checks, refused = _check_creators(request, connected)
+    results |= _record(request, refused, source, post_keys)
+    if not checks:
+        return results, timings, source
+    media_for, failed, transcode_timing = _prepare(request, checks, source, post_keys, work_dir)
+    results |= failed
+    timings += transcode_timing
+    chains = {}
+    for name, check in checks.items():
+        if name in failed:
+            continue
+        initialized = init_post.submit(request, check, source, media_for.get(name), post_keys.get(name))
+        uploaded = upload.submit(initialized, media_for.get(name))
+        chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
+    for name, chain in chains.items():
+        results[name] = _settle(name, chain, checks[name], request)
+    return results, timings, source
+
+
+def _prepare(request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,
+             post_keys: Mapping[str, str], work_dir: Path
+             ) -> tuple[dict[str, PreparedMedia], dict[str, PublishResult], list[StepTiming]]:
+    """Media per account: what an earlier run kept for a post it initialized, else one transcode
+    for the accounts that still need media (none for posts that need none). Also the failed results
+    when the transcode fails, and its timing."""
+    planned = plan_media(request, list(checks), source, dict(post_keys), return_state=True)
+    plan: MediaPlan = planned.result() if planned.is_completed() else MediaPlan(needed=list(checks))
+    media_for: dict[str, PreparedMedia] = dict(plan.kept)
+    if not plan.needed:
+        return media_for, {}, []
+    limits = [checks[name].max_duration_s for name in plan.needed if checks[name].max_duration_s]
+    max_duration = float(min(limits)) if limits else Policy().max_duration
+    prepared = prepare_media(str(source.path), str(work_dir), request, max_duration, Policy().max_bytes, return_state=True)
+    if (failure := _failure("transcode", prepared)) is not None:
+        nicknames = {name: checks[name].nickname for name in plan.needed}
+        return media_for, _record(request, dict.fromkeys(plan.needed, failure), source, post_keys, nicknames), []
+    media: PreparedMedia = prepared.result()
+    media_for |= dict.fromkeys(plan.needed, media)
+    return media_for, {}, [StepTiming(step="transcode", seconds=round(media.seconds, 3))]
+
+
+def _apply_source_action(request: PublishRequest, source: FetchedSource | None, results: Sequence[PublishResult]) -> None:
+    """keep / delete / move an S3 source once every account has its post (not for a repeated request)."""
+    if source is None or not results or not all(r.ok for r in results) or any(r.reused for r in results):
+        return
+    try:
+        moved = apply_source_action(_context.settings(), source.uri, request.source_action.value, request.move_prefix)
+    except PipelineError as exc:  # the posts are out: the run says what is left to do by hand
+        get_run_logger().error("source_action %s of %s failed: %s", request.source_action.value, source.uri, exc)
+        return
+    if moved:
+        get_run_logger().info("source moved to %s", moved)
+
+
+def publish(request: PublishRequest, post_keys: Mapping[str, str] | None = None, *, title: str | None = None
+            ) -> list[PublishResult]:
+    """Publish `request` inside the current flow run; one PublishResult per account, in request order.
+
+    `post_keys` names the ledger post to continue per account (a released hold draft, a deferred
+    post). Also reports: outcome events and webhooks, the run table and one artifact per post.
+    """
+    keys = dict(post_keys or {})
+    source: FetchedSource | None = None
+    due = is_due(request)
+    if not due:
+        ordered = _scheduled(request)
+    else:
+        work_dir = make_work_dir(_context.settings(), _run_id())
+        try:
+            results, timings, source = _publish_due(request, keys, work_dir)
+        finally:
+            remove_work_dir(Path(work_dir))
+        ordered = [results[name].model_copy(update={"timings": timings + results[name].timings}) for name in request.accounts]
+    # Events + webhooks (never raises); a run merely scheduled for later has no outcome to announce yet.
+    notify_outcomes(request.mode, ordered if due else [r for r in ordered if r.scheduled_for is None])
+    _apply_source_action(request, source, ordered)
+    report_results(ordered, title or publish_run_name(request.source, request.accounts, request.mode.value))
+    log_results(ordered)
+    return ordered
+
+
+def conclude(results: Sequence[PublishResult], data: Any = None) -> State:
+    """The run's final state: Completed when every account is done, else Failed naming who and why.
+
+    Either way the state carries `data` (default: the results), persisted so that
+    `state.result(raise_on_failure=False)` reads it from another process too.
+    """
+    outcome = verdict(results)
+    value = list(results) if data is None else data
+    if outcome.ok:
+        get_run_logger().info(outcome.message)
+        return Completed(message=outcome.message, data=value)
+    get_run_logger().error(outcome.message)
+    return Failed(message=outcome.message, data=value)
+
+
+def _publish_run_name() -> str:
+    raw = current_flow_run.parameters.get("request")
+    if isinstance(raw, PublishRequest):
+        return publish_run_name(raw.source, raw.accounts, raw.mode.value)
+    raw = raw if isinstance(raw, dict) else {}
+    return publish_run_name(str(raw.get("source") or "video"), [str(a) for a in raw.get("accounts") or []],
+                            str(raw.get("mode") or "direct"))
+
+
+@flow(name="publish-video", flow_run_name=_publish_run_name, persist_result=True,
+      on_cancellation=[remove_run_dir], on_crashed=[remove_run_dir])
+def publish_video(request: PublishRequest) -> State:
     """Publish one video to every account in the request (see PublishRequest for the fields).
 
-    `post_keys` (advanced) names the ledger post to continue per account; the pipeline sets it when
-    it releases a held draft or defers a post past a daily cap.
+    Ends Completed when every account ended published, in the inbox, held, scheduled or deferred;
+    Failed otherwise, naming each account and its reason. The result is the list of PublishResult
+    either way.
     """
-    if not is_due(request):
-        return _scheduled(request)
-    logger = get_run_logger()
-    current = _context.settings()
-    work_dir = make_work_dir(current, _run_id())
-    max_bytes = Policy().max_bytes
-    timings: list[StepTiming] = []
-    try:
-        try:
-            started = time.monotonic()
-            source = ingest(request.source, str(work_dir), max_bytes)
-            timings.append(StepTiming(step="ingest", seconds=round(time.monotonic() - started, 3)))
-            checks, results = _check_creators(request)
-            if checks:
-                limits = [c.max_duration_s for c in checks.values() if c.max_duration_s]
-                max_duration = float(min(limits)) if limits else Policy().max_duration
-                media = prepare_media(str(source.path), str(work_dir), request, max_duration, max_bytes)
-                timings.append(StepTiming(step="transcode", seconds=round(media.seconds, 3)))
-        except Exception as exc:
-            # The source or the video is unusable: every account's post fails; say so to listeners, then
-            # fail the run with the error's message.
-            notify_outcomes(request.mode, [_failed(name, exc) for name in request.accounts])
-            raise
-        chains = {}
-        for name, check in checks.items():
-            initialized = init_post.submit(request, check, source, media, (post_keys or {}).get(name))
-            uploaded = upload.submit(initialized, media)
-            chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
-        for name, chain in chains.items():
-            results[name] = _settle(name, chain, checks[name])
-        ordered = [results[name].model_copy(update={"timings": timings + results[name].timings}) for name in request.accounts]
-        notify_outcomes(request.mode, ordered)  # events + webhooks; never raises
-        if ordered and all(r.ok for r in ordered) and not any(r.reused for r in ordered):
-            moved = apply_source_action(current, source.uri, request.source_action.value, request.move_prefix)
-            if moved:
-                logger.info("source moved to %s", moved)
-        for r in ordered:
-            logger.info("%s: %s%s", r.account, r.state.value, f" ({r.error_message})" if r.error_message else "")
-        return ordered
-    finally:
-        remove_work_dir(Path(work_dir))
+    return conclude(publish(request))

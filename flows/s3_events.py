@@ -21,14 +21,26 @@ from email.header import decode_header, make_header
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import NoCredentialsError
 from prefect import flow, get_run_logger, task
+from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Completed, Failed
 from pydantic import ValidationError
 
-from flows.models import PublishRequest, PublishResult
-from flows.publish import publish_video
+from flows.models import PublishRequest
+from flows.publish import conclude, publish_video
+from publishing import s3_object_run_name
 from tasks import _context
 from tasks._policy import retry_options
-from tasks._sources import S3Location, SourceNotFound, SourceUnavailable, head_s3_object, s3_client
+from tasks._sources import (
+    S3Location,
+    SourceNotFound,
+    SourceUnavailable,
+    credentials_missing,
+    head_s3_object,
+    s3_client,
+)
 from tiktok_pipeline.errors import PipelineError
 
 SIDECAR_SUFFIX = ".json"
@@ -103,6 +115,8 @@ def read_object(client: Any, location: S3Location) -> ObjectSnapshot:
         if side_size <= MAX_SIDECAR_BYTES:
             try:
                 body = client.get_object(Bucket=side.bucket, Key=side.key)["Body"].read()
+            except NoCredentialsError as exc:  # final: retrying cannot find credentials
+                raise credentials_missing(side.uri, exc) from exc
             except (ClientError, BotoCoreError) as exc:  # it existed a moment ago: worth another try
                 raise SourceUnavailable(f"cannot read the sidecar {side.uri}: {exc}") from exc
     return ObjectSnapshot(
@@ -250,12 +264,28 @@ def read_s3_request(bucket: str, key: str, etag: str) -> PublishRequest | None:
     )
 
 
-@flow(name="publish-s3-object")
-def publish_s3_object(bucket: str, key: str, etag: str) -> list[PublishResult]:
+def _s3_run_name() -> str:
+    parameters = current_flow_run.parameters
+    return s3_object_run_name(str(parameters.get("bucket", "")), str(parameters.get("key", "")))
+
+
+@flow(name="publish-s3-object", flow_run_name=_s3_run_name, persist_result=True)
+def publish_s3_object(bucket: str, key: str, etag: str) -> State:
     """Publish one uploaded S3 object (bucket, key, ETag from its s3:ObjectCreated event) as its
-    sidecar, metadata and prefix defaults ask; fails with a clear message when they are invalid."""
+    sidecar, metadata and prefix defaults ask; fails with a clear message when they are invalid.
+
+    Runs publish-video as a subflow and ends as it did: Failed, naming the accounts not posted and
+    why, when any was not; the result is the list of PublishResult either way.
+    """
     request = read_s3_request(bucket, key, etag)
     if request is None:
-        return []
+        return Completed(message=f"s3://{bucket}/{key} changed since the event: the newer version's own run publishes it",
+                         data=[])
     get_run_logger().info("publishing %s to %s", request.source, ", ".join(request.accounts))
-    return publish_video(request)
+    state = publish_video(request, return_state=True)
+    results = state.result(raise_on_failure=False)
+    if isinstance(results, list):
+        return conclude(results)
+    message = f"the publish-video subflow ended {state.name} without results: {state.message or results}"
+    get_run_logger().error(message)
+    return Failed(message=message)

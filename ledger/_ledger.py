@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import _migrate
@@ -39,6 +39,8 @@ from ledger._errors import (
 from ledger._models import (
     DEFAULT_DIRECT_DAILY_CAP,
     DEFAULT_INBOX_DAILY_CAP,
+    MAX_ACCOUNT_NAME_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
     AccountRow,
     PostEventRow,
     PostRow,
@@ -60,7 +62,7 @@ Clock = Callable[[], datetime]
 Refresher = Callable[[str], TokenGrant]
 
 CAP_WINDOW = timedelta(hours=24)
-ACCOUNT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ACCOUNT_NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ACCOUNT_NAME_LENGTH - 1}}}$")
 #: Seconds a SQLite connection waits for the write lock before giving up (then: DatabaseUnavailable).
 SQLITE_BUSY_TIMEOUT = 30.0
 POSTGRES_CONNECT_TIMEOUT = 10
@@ -194,21 +196,30 @@ class Ledger:
         """Store a freshly connected account (or reconnect an existing one): tokens, profile, status active."""
         if not ACCOUNT_NAME_PATTERN.match(name):
             raise InvalidInput(
-                f"account name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+                f"account name {name!r} is not valid: use 1-{MAX_ACCOUNT_NAME_LENGTH} letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit",
                 detail={"name": name},
             )
         open_id = open_id or grant.open_id
         try:
             with self._transaction(write=True) as session:
-                taken = session.scalar(
-                    sa.select(AccountRow.name).where(AccountRow.open_id == open_id, AccountRow.name != name)
-                )
+                taken = session.execute(
+                    sa.select(AccountRow.name, AccountRow.removed_at).where(
+                        AccountRow.open_id == open_id, AccountRow.name != name
+                    )
+                ).first()
+                if taken is not None and taken.removed_at is not None:
+                    raise AccountConflict(
+                        f"TikTok user {username or open_id} was connected as account {taken.name!r} (removed "
+                        f"{taken.removed_at:%Y-%m-%d}); connect it again under that name, so its post history and "
+                        f"daily caps stay with it: `tiktok-pipeline accounts connect {taken.name}`",
+                        detail={"open_id": open_id, "account_name": taken.name},
+                    )
                 if taken is not None:
                     raise AccountConflict(
-                        f"TikTok user {username or open_id} is already connected as account {taken!r}; "
+                        f"TikTok user {username or open_id} is already connected as account {taken.name!r}; "
                         "daily caps are per creator, so one creator maps to one account",
-                        detail={"open_id": open_id, "account_name": taken},
+                        detail={"open_id": open_id, "account_name": taken.name},
                     )
                 now = self._clock()
                 row = session.scalar(sa.select(AccountRow).where(AccountRow.name == name).with_for_update())
@@ -226,6 +237,7 @@ class Ledger:
                 row.scopes = list(scopes) if scopes is not None else grant.scope_list
                 row.status = AccountStatus.active
                 row.status_reason = None
+                row.removed_at = None
                 self._store_grant(row, grant, now)
                 session.flush()
                 return Account.model_validate(row)
@@ -240,10 +252,32 @@ class Ledger:
         with self._transaction(write=False) as session:
             return Account.model_validate(self._account(session, name))
 
-    def list_accounts(self) -> list[Account]:
+    def list_accounts(self, *, include_removed: bool = False) -> list[Account]:
+        """The connected accounts by name; removed ones (see `remove_account`) only with `include_removed`."""
+        query = sa.select(AccountRow).order_by(AccountRow.name)
+        if not include_removed:
+            query = query.where(AccountRow.removed_at.is_(None))
         with self._transaction(write=False) as session:
-            rows = session.scalars(sa.select(AccountRow).order_by(AccountRow.name))
-            return [Account.model_validate(row) for row in rows]
+            return [Account.model_validate(row) for row in session.scalars(query)]
+
+    def remove_account(self, name: str) -> tuple[Account, bool]:
+        """Disconnect an account: (the account, True when it was removed now; False: it already was).
+
+        The row stays, so its posts keep their history (`posts list`, `accounts export`) and the creator's
+        daily caps are still counted if it is connected again. Its tokens are erased, it is marked
+        needs_reconnect (so nothing can post with it) and `removed_at` is set: `list_accounts` leaves it
+        out. `upsert_account` under the same name connects it again.
+        """
+        with self._transaction(write=True) as session:
+            row = self._account(session, name, lock=True)
+            if row.removed_at is not None:
+                return Account.model_validate(row), False
+            now = self._clock()
+            row.removed_at = now
+            row.access_token_ciphertext = row.refresh_token_ciphertext = ""
+            row.access_expires_at = row.refresh_expires_at = now
+            self._set_needs_reconnect(row, f"removed on {now:%Y-%m-%d %H:%M} UTC with `tiktok-pipeline accounts remove`")
+            return Account.model_validate(row), True
 
     def set_daily_caps(self, name: str, *, direct: int | None = None, inbox: int | None = None) -> Account:
         """Per-creator limits (TikTok's caps vary per creator); None leaves a limit unchanged."""
@@ -315,7 +349,8 @@ class Ledger:
     def reencrypt_tokens(self) -> int:
         """Re-encrypt every account's tokens with the first key (after rotation); returns how many accounts."""
         with self._transaction(write=True) as session:
-            rows = list(session.scalars(sa.select(AccountRow).with_for_update()))
+            query = sa.select(AccountRow).where(AccountRow.removed_at.is_(None))  # removed: no tokens left
+            rows = list(session.scalars(query.with_for_update()))
             for row in rows:
                 row.access_token_ciphertext = self._cipher.rotate(row.access_token_ciphertext, account_name=row.name)
                 row.refresh_token_ciphertext = self._cipher.rotate(row.refresh_token_ciphertext, account_name=row.name)
@@ -398,6 +433,12 @@ class Ledger:
 
         Race-safe: the key is unique; whoever loses the insert race reads the winner's row. Reusing a key
         for another account, video, caption or mode raises `DuplicatePost`."""
+        if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise InvalidInput(
+                f"idempotency key of {len(idempotency_key)} characters: a post's key has 1 to "
+                f"{MAX_IDEMPOTENCY_KEY_LENGTH} (a caller's idempotency_key up to 200, plus ':' and the account name)",
+                detail={"length": len(idempotency_key), "max_length": MAX_IDEMPOTENCY_KEY_LENGTH},
+            )
         wanted = {"account_name": account_name, "content_sha256": content_sha256, "caption": caption, "mode": mode}
         try:
             with self._transaction(write=True) as session:
@@ -505,6 +546,30 @@ class Ledger:
             self._add_event(session, row, PostState.failed, kind="retry", at=now, message=reason, data=previous)
             return Post.model_validate(row)
 
+    def abandon_publish_id(self, post: Post | int, publish_id: str, reason: str, data: dict[str, Any] | None = None) -> Post:
+        """Give up an initialized post's publish_id that never received a byte: back to media_ready,
+        without publish_id, so the next init gives the post a new one (its daily slot stays reserved).
+
+        Only the caller can know that no byte was sent and none ever will be (it asked TikTok's
+        status/fetch and knows the uploader is gone): the ledger checks that the post is still
+        initialized with `publish_id`, so two callers cannot both abandon it. The audit trail keeps
+        the abandoned publish_id.
+        """
+        post_id = _post_id(post)
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id, lock=True)
+            if row.state is not PostState.initialized or row.publish_id != publish_id:
+                raise IllegalTransition(
+                    f"post {post_id} is {row.state} with publish_id {row.publish_id}: only an initialized post "
+                    f"can give up its publish_id {publish_id}",
+                    detail={"post_id": post_id, "state": str(row.state), "publish_id": row.publish_id},
+                )
+            now = self._clock()
+            row.state, row.publish_id, row.updated_at = PostState.media_ready, None, now
+            self._add_event(session, row, PostState.initialized, kind="publish_id_abandoned", at=now, message=reason,
+                            data={"abandoned_publish_id": publish_id, **(data or {})})
+            return Post.model_validate(row)
+
     def note(self, post: Post | int, kind: str, message: str, data: dict[str, Any] | None = None) -> Post:
         """Append an event to the post's audit trail without changing its state (e.g. `deferred`)."""
         post_id = _post_id(post)
@@ -603,6 +668,9 @@ class Ledger:
             raise DatabaseUnavailable(
                 f"ledger database {where} is unavailable: {exc.orig}", detail={"url": where}
             ) from exc
+        except DataError as exc:  # a value the database refuses (too long, out of range): final, named
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise InvalidInput(f"the ledger database refused a value: {reason}", detail={"reason": reason}) from exc
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Session]:

@@ -15,6 +15,11 @@ from ledger._states import AccountStatus, PostMode, PostState
 
 DEFAULT_DIRECT_DAILY_CAP = 15
 DEFAULT_INBOX_DAILY_CAP = 5
+#: Longest account name (ACCOUNT_NAME_PATTERN of the ledger allows 64 characters).
+MAX_ACCOUNT_NAME_LENGTH = 64
+#: Longest idempotency key a post can have: a caller's key (up to 200 characters, PublishRequest)
+#: + ":" + the account name fits with room to spare (migration 0003 widened it from 128).
+MAX_IDEMPOTENCY_KEY_LENGTH = 320
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -65,7 +70,7 @@ class AccountRow(Base):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(MAX_ACCOUNT_NAME_LENGTH), unique=True)
     open_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
     username: Mapped[str | None] = mapped_column(sa.String(128))
     nickname: Mapped[str | None] = mapped_column(sa.String(256))
@@ -80,6 +85,8 @@ class AccountRow(Base):
     inbox_daily_cap: Mapped[int] = mapped_column(default=DEFAULT_INBOX_DAILY_CAP)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by `accounts remove`: the row stays for its posts' history, without tokens (see Ledger.remove_account).
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PostRow(Base):
@@ -87,7 +94,7 @@ class PostRow(Base):
     __table_args__ = (sa.Index(None, "account_id", "slot_reserved_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(MAX_IDEMPOTENCY_KEY_LENGTH), unique=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
     source_uri: Mapped[str] = mapped_column(sa.Text)
     content_sha256: Mapped[str] = mapped_column(sa.String(64))

@@ -50,6 +50,7 @@ class Account(_View):
     inbox_daily_cap: int
     created_at: datetime
     updated_at: datetime
+    removed_at: datetime | None = None  # removed with `accounts remove`: kept for its posts' history
 
 
 class Post(_View):

@@ -2,8 +2,17 @@
 
     request = PublishRequest(source="s3://media/clip.mp4", accounts=["brand"], privacy_level="SELF_ONLY")
     result: PublishResult  # one per account
+    verdict(results)       # Verdict(ok, message): the run's state and the message naming what failed
 """
 
+from publishing._form import account_choices, with_account_choices
+from publishing._keys import (
+    UNFETCHED_PREFIX,
+    post_idempotency_key,
+    request_json,
+    stored_request,
+    unfetched_idempotency_key,
+)
 from publishing._models import (
     MAX_CAPTION_UTF16,
     SUCCESS_STATES,
@@ -14,14 +23,57 @@ from publishing._models import (
     SourceAction,
     StepTiming,
 )
+from publishing._names import (
+    accounts_label,
+    deferred_run_name,
+    publish_run_name,
+    release_run_name,
+    s3_object_run_name,
+    source_name,
+)
+from publishing._outcome import (
+    TIMED_STEPS,
+    Verdict,
+    done_label,
+    failure_reason,
+    is_done,
+    link_or_error,
+    post_description,
+    post_markdown,
+    summary_rows,
+    verdict,
+)
 
 __all__ = [
     "MAX_CAPTION_UTF16",
     "SUCCESS_STATES",
+    "TIMED_STEPS",
+    "UNFETCHED_PREFIX",
     "CapPolicy",
     "PublishMode",
     "PublishRequest",
     "PublishResult",
     "SourceAction",
     "StepTiming",
+    "Verdict",
+    "account_choices",
+    "accounts_label",
+    "deferred_run_name",
+    "done_label",
+    "failure_reason",
+    "is_done",
+    "link_or_error",
+    "post_description",
+    "post_idempotency_key",
+    "post_markdown",
+    "publish_run_name",
+    "release_run_name",
+    "request_json",
+    "s3_object_run_name",
+    "source_name",
+    "stored_request",
+    "summary_rows",
+    "unfetched_idempotency_key",
+    "verdict",
+    "with_account_choices",
 ]

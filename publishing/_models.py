@@ -19,6 +19,8 @@ from ledger import PostState
 from tiktok import PrivacyLevel, utf16_length
 from transcode import FitMode, OverLength
 
+from publishing._form import add_request_rules
+
 
 class CapPolicy(StrEnum):
     defer = "defer"  # schedule the account's post for when its next daily slot frees
@@ -40,7 +42,13 @@ MAX_CAPTION_UTF16 = 2200
 class PublishRequest(BaseModel):
     """Publish one video to one or more connected TikTok accounts."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # The JSON Schema (the Prefect form) carries the rules below that it can express, so a run the
+    # validators would refuse is refused when it is created (publishing/_form.py).
+    model_config = ConfigDict(
+        extra="forbid",
+        use_enum_values=False,
+        json_schema_extra=lambda schema: add_request_rules(schema, max_caption_length=MAX_CAPTION_UTF16),
+    )
 
     source: str = Field(
         description="s3://bucket/key, an https:// URL, or a path readable by the worker",
@@ -53,7 +61,7 @@ class PublishRequest(BaseModel):
     privacy_level: PrivacyLevel | None = Field(
         None,
         description="Who can see the post; must be one of the creator's privacy options. "
-        "Required for direct posts (TikTok forbids a default).",
+        "Required for direct and held posts (TikTok forbids a default); branded content cannot be SELF_ONLY.",
     )
     mode: PublishMode = Field(PublishMode.direct, description="direct, inbox (draft in TikTok) or hold")
     disable_comment: bool = False
@@ -126,6 +134,7 @@ class PublishResult(BaseModel):
 
     account: str
     state: PostState
+    mode: PublishMode | None = Field(None, description="The post's mode (None when no post was recorded)")
     post_id: int | None = Field(None, description="Ledger id of the post")
     idempotency_key: str | None = None
     publish_id: str | None = None
@@ -145,6 +154,11 @@ class PublishResult(BaseModel):
         return self.state in SUCCESS_STATES
 
     @property
+    def held(self) -> bool:
+        """A hold draft: media prepared and recorded, nothing sent to TikTok until it is released."""
+        return self.mode is PublishMode.hold and self.state is PostState.media_ready
+
+    @property
     def pending(self) -> bool:
         """Not posted yet, by design: a held draft, or a post scheduled or deferred to later."""
-        return self.scheduled_for is not None or self.state is PostState.media_ready
+        return self.held or (self.scheduled_for is not None and self.state in (PostState.queued, PostState.media_ready))

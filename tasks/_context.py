@@ -9,13 +9,15 @@ from typing import TypeVar
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
 
-from ledger import Ledger, TokenGrant
+from ledger import EncryptionKeyMissing, Ledger, TokenGrant
 from tasks._policy import rate_limit_name
 from tiktok import AccessTokenInvalid, OAuthClient, TikTokClient, TokenSet
 from tiktok_pipeline.settings import Settings, load_settings
 
 #: Name of the Prefect Secret block that may hold the Fernet key when no setting provides it.
 ENCRYPTION_KEY_BLOCK = "tiktok-pipeline-encryption-key"
+#: The setting that holds the key (TIKTOK_PIPELINE_ prefix + Settings.encryption_key).
+KEY_ENV_VAR = "TIKTOK_PIPELINE_ENCRYPTION_KEY"
 
 T = TypeVar("T")
 
@@ -24,10 +26,23 @@ def settings() -> Settings:
     return load_settings()
 
 
-def _encryption_key(current: Settings) -> str | None:
+def encryption_key(current: Settings) -> str | None:
+    """The Fernet key for the tokens: the setting, else the Secret block; None when neither has one."""
     if current.encryption_key is not None:
         return current.encryption_key.get_secret_value()
     return _key_from_secret_block()
+
+
+_encryption_key = encryption_key  # the name the tests and older callers use
+
+
+def encryption_key_missing() -> EncryptionKeyMissing:
+    """The error naming both places the key may come from (the ledger's own names only the variable)."""
+    return EncryptionKeyMissing(
+        f"no encryption key for the account tokens: set {KEY_ENV_VAR} in the worker's environment "
+        f"(`tiktok-pipeline db generate-key` makes one) or store it in the Prefect Secret block {ENCRYPTION_KEY_BLOCK}",
+        detail={"setting": KEY_ENV_VAR, "secret_block": ENCRYPTION_KEY_BLOCK},
+    )
 
 
 _block_key: list[str] = []  # the Secret block's value once read: every task asks for the ledger
@@ -53,7 +68,7 @@ def _ledger_for(url: str, key: str | None) -> Ledger:
 def ledger(current: Settings | None = None) -> Ledger:
     """One Ledger (engine + pool) per database and key in this process."""
     current = current or settings()
-    return _ledger_for(current.effective_database_url, _encryption_key(current))
+    return _ledger_for(current.effective_database_url, encryption_key(current))
 
 
 def grant_from(tokens: TokenSet) -> TokenGrant:
@@ -97,6 +112,8 @@ def with_client(current: Settings, account_name: str, call: Callable[[TikTokClie
     Only for calls that TikTok rejected outright (401): nothing happened on TikTok's side, so the
     second attempt cannot duplicate anything.
     """
+    if encryption_key(current) is None:
+        raise encryption_key_missing()
     book = ledger(current)
     account = book.get_account(account_name)
     refresh = refresher(current)

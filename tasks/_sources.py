@@ -18,7 +18,13 @@ import boto3
 import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from tiktok_pipeline.errors import PipelineError
 from tiktok_pipeline.settings import Settings
@@ -43,6 +49,10 @@ class SourceNotFound(SourceError):
 
 class SourceAccessDenied(SourceError):
     """Credentials do not allow reading the source."""
+
+
+class SourceCredentialsMissing(SourceAccessDenied):
+    """No AWS credentials were found at all: final, the worker's environment must be fixed first."""
 
 
 class SourceTooLarge(SourceError):
@@ -130,12 +140,41 @@ def s3_client(settings: Settings):  # -> botocore client (untyped)
     )
 
 
+#: Where boto3 looks for credentials, as a user fixes it (one line in every message about it).
+AWS_CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the worker's environment, "
+    "or give the worker an instance role"
+)
+_CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
+
+
+def credentials_missing(uri: str, exc: BaseException | None = None) -> SourceCredentialsMissing:
+    why = f" ({exc})" if exc is not None and not isinstance(exc, NoCredentialsError) else ""
+    return SourceCredentialsMissing(f"no AWS credentials to read {uri}{why}: {AWS_CREDENTIALS_HINT}", detail={"source": uri})
+
+
+def has_aws_credentials(settings: Settings) -> bool:
+    """True when boto3 finds credentials (environment, profile, container or instance role)."""
+    return boto3.session.Session(region_name=settings.aws_region).get_credentials() is not None
+
+
+def s3_failure(exc: Exception, location: S3Location, doing: str) -> SourceError:
+    """The typed error for a boto3 failure while `doing` (e.g. "reading"): missing credentials are
+    final (retrying cannot find them), connection trouble is retryable, ClientErrors by their code."""
+    if isinstance(exc, ClientError):
+        return _s3_error(exc, location)
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return credentials_missing(location.uri, exc)
+    return SourceUnavailable(f"cannot reach S3 {doing} {location.uri}: {exc}")
+
+
 def _s3_error(exc: ClientError, location: S3Location) -> SourceError:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     if code in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"} or status == 404:
         return SourceNotFound(f"S3 object not found: {location.uri}", detail=exc.response)
-    if code in {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"} or status == 403:
+    if code in {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                "InvalidToken"} or status == 403:
         return SourceAccessDenied(f"access denied reading {location.uri}", detail=exc.response)
     if status is not None and status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError"}:
         return SourceUnavailable(f"S3 unavailable reading {location.uri}: {code}", detail=exc.response)
@@ -145,10 +184,8 @@ def _s3_error(exc: ClientError, location: S3Location) -> SourceError:
 def head_s3_object(client, location: S3Location) -> dict:
     try:
         return client.head_object(Bucket=location.bucket, Key=location.key)
-    except ClientError as exc:
-        raise _s3_error(exc, location) from exc
-    except (EndpointConnectionError, BotoCoreError) as exc:
-        raise SourceUnavailable(f"cannot reach S3 for {location.uri}: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise s3_failure(exc, location, "for") from exc
 
 
 def fetch_s3(client, location: S3Location, work_dir: Path, max_bytes: int) -> FetchedSource:
@@ -163,12 +200,9 @@ def fetch_s3(client, location: S3Location, work_dir: Path, max_bytes: int) -> Fe
     target = _target_in(work_dir, location.key)
     try:
         client.download_file(location.bucket, location.key, str(target), Config=TRANSFER_CONFIG)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         target.unlink(missing_ok=True)
-        raise _s3_error(exc, location) from exc
-    except (EndpointConnectionError, BotoCoreError) as exc:
-        target.unlink(missing_ok=True)
-        raise SourceUnavailable(f"download of {location.uri} failed: {exc}") from exc
+        raise s3_failure(exc, location, "downloading") from exc
     got = target.stat().st_size
     if got != size:  # the object changed between HEAD and GET: refuse a mix of two versions
         target.unlink(missing_ok=True)
@@ -260,6 +294,6 @@ def apply_source_action(settings: Settings, source_uri: str, action: str, move_p
         if action == "delete":
             client.delete_object(Bucket=location.bucket, Key=location.key)
             return None
-    except ClientError as exc:
-        raise _s3_error(exc, location) from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise s3_failure(exc, location, f"to {action}") from exc
     raise InvalidSource(f"unknown source action {action!r}: keep, delete or move")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from tiktok_pipeline._cli_common import console, pipeline_errors
+
+if TYPE_CHECKING:
+    from ledger import Ledger
 
 accounts_app = typer.Typer(name="accounts", help="Connect TikTok accounts and check their tokens and caps.", no_args_is_help=True)
 
@@ -32,8 +36,56 @@ def connect(
             webbrowser.open(url)
 
     with pipeline_errors():
-        account = connect_account(settings, _context.ledger(settings), name, show, timeout=timeout)
-    console.print(f"connected [bold]{account.name}[/]: {account.nickname} (@{account.username}), scopes {', '.join(account.scopes)}")
+        book = _context.ledger(settings)
+        account = connect_account(settings, book, name, show, timeout=timeout)
+        console.print(f"connected [bold]{account.name}[/]: {account.nickname} (@{account.username}), "
+                      f"scopes {', '.join(account.scopes)}")
+        show_form_update(book)
+
+
+@accounts_app.command()
+def remove(
+    name: str = typer.Argument(..., help="The account to remove"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+) -> None:
+    """Disconnect an account: revoke the app's access at TikTok and stop offering it.
+
+    Its posts stay in the ledger (`posts list`, `accounts export`); `accounts connect NAME` connects it again.
+    """
+    import sys
+
+    from tasks import _context
+    from tiktok_pipeline._connect import remove_account
+
+    if not yes:
+        if not sys.stdin.isatty():
+            typer.echo(f"error: removing {name!r} needs confirmation: run it in a terminal or pass --yes", err=True)
+            raise typer.Exit(2)
+        typer.confirm(f"Remove account {name!r} and revoke the app's access to it at TikTok?", abort=True)
+    settings = _context.settings()
+    with pipeline_errors():
+        book = _context.ledger(settings)
+        removal = remove_account(settings, book, name)
+        if not removal.removed_now:
+            console.print(f"account [bold]{name}[/] was already removed ({removal.account.removed_at:%Y-%m-%d %H:%M} UTC)")
+        else:
+            revoked = "its access at TikTok revoked" if removal.revoked else removal.revoke_problem
+            console.print(f"removed [bold]{name}[/] ({removal.account.nickname or removal.account.open_id}): {revoked}; "
+                          "its posts stay in the ledger (`tiktok-pipeline posts list`)", soft_wrap=True)
+        if removal.unfinished_posts:
+            console.print(f"{removal.unfinished_posts} post(s) of {name} had not finished (held, queued or in flight): "
+                          f"they stay as they are unless `tiktok-pipeline accounts connect {name}` connects it again",
+                          soft_wrap=True)
+        show_form_update(book)
+
+
+def show_form_update(book: Ledger) -> None:
+    """Offer the ledger's connected accounts in the publish-video form on the Prefect server; say what came of it."""
+    from deployments.forms import update_publish_forms
+
+    update = update_publish_forms([account.name for account in book.list_accounts()])
+    for line in update.lines():
+        console.print(line, soft_wrap=True)
 
 
 @accounts_app.command("list")

@@ -200,9 +200,13 @@ def release(
         raise typer.Exit(2)
     chosen_mode, chosen_privacy = PostMode(mode), PrivacyLevel(privacy) if privacy else None
     with pipeline_errors():
-        result = release_held_post(post_id, chosen_mode, chosen_privacy)
+        state = release_held_post(post_id, chosen_mode, chosen_privacy, return_state=True)
+        result = state.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            raise result  # refused before anything ran (not a hold draft, invalid request): one line
     console.print(results_table([result], title=f"Release of post {post_id}"))
-    if not (result.ok or result.pending):
+    if not state.is_completed():
+        typer.echo(f"error: {state.message}", err=True)
         raise typer.Exit(1)
 
 

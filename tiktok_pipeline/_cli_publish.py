@@ -46,13 +46,17 @@ def publish(
                       + (" and Branded Content Policy" if request.brand_content_toggle else "")
                       + (f". Label: {label}." if label else "."))
     from flows.publish import publish_video
+    from flows.syndicate import results_of
+    from publishing import verdict
 
     with pipeline_errors():
-        results = publish_video(request)
+        results = results_of(publish_video(request, return_state=True))
     console.print(results_table(results))
     console.print(timings_table(results))
     # Held drafts and scheduled posts are what was asked for; anything else must have reached TikTok.
-    if not all(r.ok or r.pending for r in results):
+    outcome = verdict(results)
+    if not outcome.ok:
+        typer.echo(f"error: {outcome.message}", err=True)
         raise typer.Exit(1)
 
 

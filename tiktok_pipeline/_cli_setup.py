@@ -1,7 +1,9 @@
 """`tiktok-pipeline setup`: prepare a Prefect server for the deployments of prefect.yaml.
 
-Idempotent: the process work pool (created when missing), one set of rate limits per account in
-the ledger (created or updated), and with --store-encryption-key the Fernet key as a Secret block.
+Idempotent: the process work pool (created when missing; its flow runs send heartbeats), the
+automation that marks runs whose heartbeats stopped Crashed (created or updated in place), one set of
+rate limits per account in the ledger (created or updated), and with --store-encryption-key the
+Fernet key as a Secret block. See docs/automations.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def setup(
         "so workers without the variable can decrypt tokens",
     ),
 ) -> None:
-    """Create the work pool and the per-account rate limits on the Prefect server of PREFECT_API_URL."""
+    """Create the work pool, the crash detection and the per-account rate limits on the Prefect server
+    of PREFECT_API_URL."""
     # Imported here so `tiktok-pipeline --help` does not load Prefect.
     from deployments.bootstrap import WORK_POOL_NAME, bootstrap
     from tiktok_pipeline.errors import PipelineError
@@ -34,6 +37,10 @@ def setup(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     for line in report.lines():
+        typer.echo(line)
+    from deployments.forms import sync_publish_forms  # the connected accounts as the publish form's choices
+
+    for line in sync_publish_forms().lines():
         typer.echo(line)
 
 

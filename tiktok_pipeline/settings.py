@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     )
 
     # --- Storage --------------------------------------------------------------------------------
-    data_dir: Path = Field(Path(".data"), description="Working files, SQLite ledger, sweeper state")
+    data_dir: Path = Field(Path(".data"), description="Working files, kept media of uploads in progress, SQLite ledger")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the ledger; default SQLite file under data_dir"
     )

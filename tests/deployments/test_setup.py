@@ -1,15 +1,31 @@
-"""`tiktok-pipeline setup` without a Prefect server: the refusals."""
+"""`tiktok-pipeline setup` without a Prefect server: the refusals, what it reports, and the
+automation and work-pool template it writes (checked as data; tests/stack runs them for real)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 import typer
+import yaml
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
+from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.workers.process import ProcessWorker
 from typer.testing import CliRunner
 
-from deployments.local import free_port
+from deployments.automations import (
+    CRASH_AFTER,
+    HEARTBEAT_SECONDS,
+    HEARTBEAT_VARIABLE,
+    RUN_TAG,
+    crash_detection,
+    with_heartbeat,
+)
 from deployments.bootstrap import EncryptionKeyNotSet, SetupReport, store_encryption_key
+from deployments.local import free_port
+from tasks.maintenance import PUBLISHING_FLOWS
 from tiktok_pipeline import _cli_setup
 from tiktok_pipeline.settings import load_settings
 
@@ -49,13 +65,74 @@ def test_storing_the_key_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_report_says_what_was_done() -> None:
     report = SetupReport(api_url="http://127.0.0.1:4200/api", work_pool="tiktok-pipeline", work_pool_created=True,
-                         accounts=["main"], rate_limits=["tiktok:a:b"] * 7, key_block="tiktok-pipeline-encryption-key")
+                         heartbeat="created", crash_detection="created", accounts=["main"],
+                         rate_limits=["tiktok:a:b"] * 7, key_block="tiktok-pipeline-encryption-key")
     assert report.lines() == [
         "Prefect API: http://127.0.0.1:4200/api",
-        "work pool 'tiktok-pipeline' (process): created",
+        "work pool 'tiktok-pipeline' (process): created; its flow runs send a heartbeat every 30 s "
+        "(PREFECT_FLOWS_HEARTBEAT_FREQUENCY: set)",
+        "crash detection: automation 'tiktok-pipeline: crash runs whose heartbeats stopped' created "
+        "(a run without heartbeat for 90 s is marked Crashed)",
         "rate limits: 7 created or updated for 1 account(s): main",
         "encryption key stored in the Prefect Secret block 'tiktok-pipeline-encryption-key'",
     ]
-    assert "no account in the ledger yet" in SetupReport("u", "p", False).lines()[2]
+    again = SetupReport("u", "p", False).lines()
+    assert "already exists" in again[1] and "already set" in again[1] and "unchanged" in again[2]
+    assert "no account in the ledger yet" in again[3]
+
+
+def test_crash_detection_is_prefects_zombie_recipe_for_the_pipelines_runs() -> None:
+    automation = crash_detection()
+    trigger = automation.trigger
+    assert trigger.posture == "Proactive" and trigger.threshold == 1 and trigger.within == CRASH_AFTER
+    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    assert trigger.expect == {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                              "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"}
+    assert trigger.for_each == {"prefect.resource.id"}
+    assert trigger.match.model_dump() == {"prefect.resource.id": "prefect.flow-run.*"}
+    # Only runs tagged like the pipeline's deployments: other flows on a shared server heartbeat at
+    # Prefect's default 180 s and would be crashed after 90 s.
+    assert trigger.match_related.model_dump() == {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.tiktok"}
+    # Three heartbeats missed, not one late.
+    assert CRASH_AFTER.total_seconds() == 3 * HEARTBEAT_SECONDS and HEARTBEAT_SECONDS >= 30
+    (action,) = automation.actions
+    assert isinstance(action, ChangeFlowRunState) and action.state is StateType.CRASHED
+    # Never forced: a run that ended while its last events were in flight stays Completed (the server
+    # refuses to move a final state), so a late heartbeat cannot turn a finished run red.
+    assert action.force is False
+    assert "No heartbeat for 90 s" in action.message
+
+
+def test_the_heartbeat_goes_into_the_pool_template_and_keeps_what_is_there() -> None:
+    default = ProcessWorker.get_default_base_job_template()
+    template = with_heartbeat(default)
+    assert template["variables"]["properties"]["env"]["default"] == {HEARTBEAT_VARIABLE: "30"}
+    assert "default" not in default["variables"]["properties"]["env"]  # the input is left alone
+    assert with_heartbeat(template) == template  # idempotent: setup run twice writes nothing new
+    customized = with_heartbeat(default)
+    customized["variables"]["properties"]["env"]["default"] = {"MY_VAR": "x", HEARTBEAT_VARIABLE: "180"}
+    customized["job_configuration"]["stream_output"] = False
+    fixed = with_heartbeat(customized)
+    assert fixed["variables"]["properties"]["env"]["default"] == {"MY_VAR": "x", HEARTBEAT_VARIABLE: "30"}
+    assert fixed["job_configuration"]["stream_output"] is False
+
+
+def _prefect_yaml() -> dict:
+    return yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text(encoding="utf-8"))
+
+
+def test_every_deployment_is_watched_and_every_publishing_one_is_retried_at_once() -> None:
+    deployments = {d["name"]: d for d in _prefect_yaml()["deployments"]}
+    # The crash detection watches runs by this tag: a deployment without it would stay Running forever.
+    assert all(RUN_TAG in d["tags"] for d in deployments.values()), {n: d["tags"] for n, d in deployments.items()}
+    (trigger,) = deployments["cleanup"]["triggers"]
+    assert trigger["expect"] == ["prefect.flow-run.Crashed"] and trigger["enabled"] is True
+    flows, deployment_runs = trigger["match_related"]
+    assert flows["prefect.resource.role"] == "flow" and deployment_runs == {"prefect.resource.role": "deployment"}
+    assert sorted(flows["prefect.resource.name"]) == sorted(PUBLISHING_FLOWS)
+    # Every deployment publishes (retried after a crash) or is scheduled (its next run comes anyway).
+    for name, deployment in deployments.items():
+        flow_name = load_flow_from_entrypoint(deployment["entrypoint"]).name
+        assert flow_name in PUBLISHING_FLOWS or deployment["schedules"], f"{name}: crashed runs would never run again"
 
 

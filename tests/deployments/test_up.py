@@ -125,3 +125,27 @@ def test_sample_clip_is_valid_16_9_input(tmp_path: Path) -> None:
     assert info.audio is not None and info.audio.codec == "aac"
     assert info.duration == pytest.approx(5.0, abs=0.1)
     validate(info, Policy())  # accepted as it is; the pipeline fits it to 9:16
+
+
+def test_server_log_tracebacks_reads_the_last_start_and_sets_sqlite_contention_apart(tmp_path: Path) -> None:
+    log = tmp_path / "prefect.log"
+    log.write_text("\n".join([
+        "--- 2026-12-01T10:00:00+00:00 prefect server start",
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement",  # an earlier start: not counted
+        "--- 2026-12-02T10:00:00+00:00 prefect server start",
+        "INFO: Uvicorn running",
+        "Traceback (most recent call last):",
+        '  File "db.py", line 9, in execute',
+        "    cursor.execute(sql)",
+        "sqlite3.OperationalError: database is locked",
+        "Traceback (most recent call last):",
+        '  File "scheduler.py", line 3, in run',
+        "sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement; please supply a bulk_dml decorated function",
+        "",
+    ]), encoding="utf-8")
+    assert up.server_log_tracebacks(log) == [
+        "sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement; please supply a bulk_dml decorated function"]
+    assert up.server_log_tracebacks(log, transient=True) == ["sqlite3.OperationalError: database is locked"]
+    assert up.server_log_tracebacks(tmp_path / "missing.log") == []

@@ -6,6 +6,7 @@ and two accounts connected through the real OAuth flow.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,3 +110,14 @@ def big_compliant_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert path.stat().st_size > 10 * 1024 * 1024, path.stat().st_size
     return path
+
+
+@pytest.fixture
+def prefect_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Run and task logs, which Prefect's logger does not pass to the root logger by default."""
+    prefect_logger = logging.getLogger("prefect")
+    prefect_logger.propagate = True
+    try:
+        yield caplog
+    finally:
+        prefect_logger.propagate = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typer.testing import CliRunner
 
 from tiktok_pipeline.cli import _register, app
@@ -25,6 +27,21 @@ def test_publish_exits_non_zero_when_an_account_fails(pipeline, media) -> None:
     result = runner.invoke(app, ["publish", source, "-a", "main", "-a", "private", "--privacy", "PUBLIC_TO_EVERYONE"])
     assert result.exit_code == 1, result.output
     assert "failed" in result.output and "published" in result.output
+    assert "error: 1 of 2 accounts not posted — private: privacy PUBLIC_TO_EVERYONE" in result.output
+    # The refused post is in the history, with the reason.
+    history = runner.invoke(app, ["posts", "list", "--status", "failed"])
+    assert history.exit_code == 0, history.output
+    assert "private" in history.output and "PrivacyNotAllowed" in history.output and "main" not in history.output
+
+
+def test_publish_of_a_missing_source_exits_non_zero_and_lists_the_failed_posts(pipeline) -> None:
+    missing = f"s3://{pipeline.bucket}/not-there.mp4"
+    result = runner.invoke(app, ["publish", missing, "-a", "main", "-a", "nobody", "--privacy", "SELF_ONLY"])
+    assert result.exit_code == 1, result.output
+    assert "S3 object not found" in result.output and "tiktok-pipeline accounts connect nobody" in result.output
+    history = runner.invoke(app, ["posts", "list", "--status", "failed", "--json"])
+    (post,) = json.loads(history.output)  # `nobody` is not connected: no row to record it in
+    assert post["account_name"] == "main" and post["source_uri"] == missing and post["error_code"] == "SourceNotFound"
 
 
 def test_publish_refuses_a_request_without_privacy(pipeline) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -23,17 +22,6 @@ from ledger import PostState
 from tests.notify.receiver import receiver, refused_url
 
 SECRET = "whsec_flow_tests"
-
-
-@pytest.fixture
-def prefect_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Run and task logs, which Prefect's logger does not pass to the root logger by default."""
-    prefect_logger = logging.getLogger("prefect")
-    prefect_logger.propagate = True
-    try:
-        yield caplog
-    finally:
-        prefect_logger.propagate = False
 
 
 def _webhooks_to(monkeypatch: pytest.MonkeyPatch, *urls: str) -> None:
@@ -66,10 +54,12 @@ def test_each_outcome_is_a_prefect_event_and_a_signed_webhook(
     with receiver() as hook:
         _webhooks_to(monkeypatch, hook.url)
         source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
-        # `private` does not offer PUBLIC_TO_EVERYONE: it fails before the ledger records a post.
-        results = publish_video(_request(source, accounts=["main", "private"], privacy_level="PUBLIC_TO_EVERYONE"))
-    published, failed = results
-    assert published.state is PostState.published and failed.state is PostState.failed and failed.post_id is None
+        # `private` does not offer PUBLIC_TO_EVERYONE: its post fails before TikTok is asked (recorded all the same).
+        state = publish_video(_request(source, accounts=["main", "private"], privacy_level="PUBLIC_TO_EVERYONE"),
+                              return_state=True)
+    published, failed = state.result(raise_on_failure=False)
+    assert published.state is PostState.published and failed.state is PostState.failed and failed.post_id is not None
+    assert state.is_failed()
 
     asserting_and_emitting_events_worker.wait_until_empty()
     recorded = [e for e in asserting_and_emitting_events_worker._client.events if e.event.startswith("tiktok.post.")]
@@ -85,7 +75,7 @@ def test_each_outcome_is_a_prefect_event_and_a_signed_webhook(
     # The worker adds the run context: automations can tell which flow run posted it.
     assert any(r.role == "flow-run" for r in event.related)
     assert event.payload == {**published.model_dump(mode="json"), "mode": "direct"}
-    assert by_type["tiktok.post.failed"].resource.id == "tiktok.post.unrecorded.private"
+    assert by_type["tiktok.post.failed"].resource.id == f"tiktok.post.{failed.post_id}"
     assert "PUBLIC_TO_EVERYONE" in by_type["tiktok.post.failed"].payload["error_message"]
 
     # One signed delivery per outcome, same id and data as the Prefect event.

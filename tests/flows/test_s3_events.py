@@ -332,3 +332,27 @@ def test_a_run_that_cannot_be_created_is_retried_then_dead_lettered(
     reason = dead["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
     assert reason.startswith(f"s3://{pipeline.bucket}/in/orphan.mp4: could not start its run: ObjectNotFound")
     assert _runs(s3_deployment, pipeline.bucket) == [] and pipeline.sandbox.posts() == []
+
+
+def test_an_object_whose_request_a_creator_refuses_ends_failed_with_the_reason(pipeline, media) -> None:
+    """In process (no listener): publish-s3-object concludes as its publish-video subflow did."""
+    from tests.flows.helpers import flow_run_of
+
+    key = "incoming/refused.mp4"
+    pipeline.upload(media.path("compliant"), key)
+    sidecar = {"accounts": ["main", "private"], "caption": "refused #s3", "privacy_level": "PUBLIC_TO_EVERYONE"}
+    pipeline.s3.put_object(Bucket=pipeline.bucket, Key=key + ".json", Body=json.dumps(sidecar).encode())
+    etag = pipeline.s3.head_object(Bucket=pipeline.bucket, Key=key)["ETag"]
+
+    state = publish_s3_object(pipeline.bucket, key, etag, return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("1 of 2 accounts not posted — private: privacy PUBLIC_TO_EVERYONE")
+    main, private = state.result(raise_on_failure=False)
+    assert main.state.value == "published" and private.state.value == "failed" and private.post_id is not None
+    assert flow_run_of(state).name == f"refused.mp4 from s3://{pipeline.bucket}/incoming/"
+
+    # An invalid sidecar still fails the run with the problem, before anything is posted.
+    pipeline.s3.put_object(Bucket=pipeline.bucket, Key=key + ".json", Body=b'{"accounts": ["main"], "privacy_level": 7}')
+    invalid = publish_s3_object(pipeline.bucket, key, etag, return_state=True)
+    assert invalid.is_failed() and "privacy_level" in invalid.message and "sidecar" in invalid.message
+    assert len(pipeline.sandbox.posts()) == 1

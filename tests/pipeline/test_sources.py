@@ -15,13 +15,16 @@ from tasks._sources import (
     S3Location,
     InvalidSource,
     SourceAccessDenied,
+    SourceCredentialsMissing,
     SourceNotFound,
     SourceTooLarge,
     apply_source_action,
     fetch_source,
+    has_aws_credentials,
     parse_s3_uri,
     safe_local_name,
 )
+from tiktok_pipeline.errors import is_retryable
 from tiktok_pipeline.settings import Settings
 
 
@@ -94,6 +97,28 @@ def test_s3_access_denied(s3_bucket: str, tmp_path: Path, monkeypatch: pytest.Mo
         fetch_source(f"s3://{s3_bucket}/private.mp4", tmp_path / "work", _settings(tmp_path), max_bytes=10**6)
     assert info.value.final
     assert not (tmp_path / "work" / "private.mp4").exists()
+
+
+def test_missing_aws_credentials_are_final_and_say_what_to_set(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _put(s3_bucket, "clip.mp4", b"data")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a fresh process: nothing resolved earlier
+    settings = _settings(tmp_path)
+    assert not has_aws_credentials(settings)
+    with pytest.raises(SourceCredentialsMissing) as info:
+        fetch_source(f"s3://{s3_bucket}/clip.mp4", tmp_path / "work", settings, max_bytes=10**6)
+    assert info.value.final and not is_retryable(info.value)  # not retried 4 times over minutes
+    assert str(info.value) == (f"no AWS credentials to read s3://{s3_bucket}/clip.mp4: set AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the worker's environment, or give the worker "
+                               "an instance role")
+    with pytest.raises(SourceCredentialsMissing):
+        apply_source_action(settings, f"s3://{s3_bucket}/clip.mp4", "delete")
 
 
 def test_source_actions_move_and_delete(s3_bucket: str, tmp_path: Path) -> None:

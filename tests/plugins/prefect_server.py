@@ -1,9 +1,9 @@
 """Fixtures: real Prefect servers, started the way users start them (not `prefect_test_harness`).
 
-- `prefect_stack` (session): what `make up` starts, by `make up`'s own code (`python -m
-  deployments.up up` in a subprocess): a `prefect server start` on SQLite with the UI, the TikTok
+- `prefect_stack` (session): what `make up` starts, by running `make up` (UP_*_PORT, UP_STATE_DIR and
+  PREFECT_HOME set as docs/deploy.md describes): a `prefect server start` on SQLite with the UI, the TikTok
   sandbox, a moto S3 server, a process worker and the S3 listener, every one a real process on a
-  free loopback port, with its state in a temporary directory. `make down`'s code stops it.
+  free loopback port, with its state in a temporary directory. `make down` stops it.
 - `PrefectServer.running(home, database_url=...)`: a bare `prefect server start` (e.g. on PostgreSQL).
 
     def test_something(prefect_stack):
@@ -18,10 +18,11 @@ tests that need a fresh account or post use their own names and captions.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -164,8 +165,8 @@ class Stack:
         return httpx.get(f"{self.sandbox_url}/_sandbox/posts", timeout=10.0).json()
 
     def up(self, timeout: float = 420.0) -> str:
-        """Run `make up`'s code (again); what it printed."""
-        done = subprocess.run([sys.executable, "-m", "deployments.up", "up"], cwd=ROOT, env=self.up_env(),
+        """Run `make up` (again: it restarts what died); what it printed."""
+        done = subprocess.run(["make", "up"], cwd=ROOT, env=self.up_env(),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise AssertionError(f"`make up` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -174,7 +175,7 @@ class Stack:
         return done.stdout
 
     def down(self) -> str:
-        done = subprocess.run([sys.executable, "-m", "deployments.up", "down"], cwd=ROOT, env=self.up_env(),
+        done = subprocess.run(["make", "down"], cwd=ROOT, env=self.up_env(),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
         return done.stdout + done.stderr
 
@@ -203,8 +204,10 @@ def free_ports(count: int) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("up")
+def prefect_stack() -> Iterator[Stack]:
+    # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps, and the
+    # stack's pid files must outlive the session's tests (`make down` reads them).
+    state_dir = Path(tempfile.mkdtemp(prefix="tiktok-pipeline-stack-"))
     stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(4)), env={}, output="")
     try:
         stack.up()
@@ -212,6 +215,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         stack.api.close()
         print(stack.down())
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @dataclass
@@ -246,12 +250,3 @@ class PrefectServer:
             yield cls(api_url=api_url, home=home, log_file=log_file)
         finally:
             up.stop(pid_file)
-
-
-def json_lines(text: str) -> list[Any]:
-    """Every line of `text` that is a JSON document."""
-    found = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            found.append(json.loads(line))
-    return found

@@ -18,7 +18,8 @@ from tests.plugins.postgres import throwaway_database
 from tests.plugins.prefect_server import BIN, ROOT, PrefectServer, Stack, clean_environment
 
 PRODUCT_DEPLOYMENTS = {"publish-video/publish-video", "refresh-tokens/refresh-tokens", "cleanup/cleanup",
-                       "release-held-post/release-held-post", "publish-s3-object/publish-s3-object"}
+                       "release-held-post/release-held-post", "publish-s3-object/publish-s3-object",
+                       "publish-deferred-post/publish-deferred-post"}
 
 
 def deployed_names(api) -> set[str]:
