@@ -15,7 +15,7 @@ setup: $(STAMP) ffmpeg
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[local,dev]'
 	@touch $(STAMP)
 
 ffmpeg:

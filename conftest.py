@@ -8,7 +8,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # A Prefect home of the test session's own (results, memo store): never `make up`'s .prefect/.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tiktok-pipeline-tests-prefect-")
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
-# Prefect fixes retry options when the tasks are imported: tests retry at once, and fewer times.
+# Every run reads its retry settings when it starts (tasks.policy.with_retries): tests retry at once, and fewer times.
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRY_BACKOFF", "0")
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRIES", "2")
 

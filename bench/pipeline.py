@@ -48,12 +48,12 @@ def main() -> None:
     import httpx
     from prefect.testing.utilities import prefect_test_harness
 
-    from deployments.local import MotoServer, free_port
-    from deployments.ratelimits import delete_rate_limits, ensure_rate_limits
-    from flows.models import PublishRequest
+    from sandbox import MotoServer, free_port
+    from tasks.ratelimits import delete_rate_limits, ensure_rate_limits
+    from publishing import PublishRequest
     from ledger import generate_key
     from sandbox import SandboxConfig, serve
-    from tiktok_pipeline._demo import _patched_env, make_sample_clip
+    from deployments.demo import patched_env, make_sample_clip
 
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     with serve(SandboxConfig(processing_delay=0, moderation_delay=0)) as sandbox, MotoServer.running() as s3, \
@@ -61,18 +61,18 @@ def main() -> None:
         env = {**sandbox.env(), **s3.env(), "TIKTOK_PIPELINE_DATA_DIR": str(work / "data"),
                "TIKTOK_PIPELINE_REDIRECT_URI": f"http://localhost:{free_port()}/callback/",
                "TIKTOK_PIPELINE_ENCRYPTION_KEY": generate_key()}
-        with _patched_env(env):
+        with patched_env(env):
             from flows.publish import publish_video
-            from tasks import _context
-            from tiktok_pipeline._connect import connect_account
+            from tasks import runtime
+            from publishing.connect import connect_account
 
             clip = make_sample_clip(work / "clip.mp4", seconds=args.seconds)
             client = boto3.client("s3", endpoint_url=s3.endpoint_url)
             client.create_bucket(Bucket="bench")
             client.upload_file(str(clip), "bench", "clip.mp4")
-            settings = _context.settings()
+            settings = runtime.settings()
             for name, user in (("main", "studio_main"), ("private", "private_creator")):
-                connect_account(settings, _context.ledger(settings), name,
+                connect_account(settings, runtime.ledger(settings), name,
                                 lambda url: httpx.get(url, follow_redirects=True, timeout=30), extra_params={"sandbox_user": user})
             # Warm-up (imports, first rate-limit creation, first ffmpeg start), not counted.
             publish_video(PublishRequest(source="s3://bench/clip.mp4", accounts=["main", "private"],

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transcode import Policy, check_decodable, make_tiktok_ready, plan, probe, run_ffmpeg, verify  # noqa: E402
-from transcode._rules import video_bitrate_budget  # noqa: E402
+from transcode import video_bitrate_budget  # noqa: E402
 
 GOAL_FULL_VS_NAIVE = 0.6
 GOAL_REMUX_VS_FULL = 0.05

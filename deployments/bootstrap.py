@@ -27,14 +27,13 @@ from deployments.automations import (
     ensure_automation,
     with_heartbeat,
 )
-from deployments.ratelimits import ensure_rate_limits
+from deployments.names import WORK_POOL_NAME
+from tasks.ratelimits import ensure_rate_limits
 from ledger import Ledger
-from tasks._context import ENCRYPTION_KEY_BLOCK
+from tasks.runtime import ENCRYPTION_KEY_BLOCK
 from tiktok_pipeline.errors import PipelineError
 from tiktok_pipeline.settings import Settings
 
-#: The process work pool every deployment of prefect.yaml targets.
-WORK_POOL_NAME = "tiktok-pipeline"
 WORK_POOL_TYPE = "process"
 
 

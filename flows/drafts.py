@@ -14,11 +14,11 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run as current_flow_run
 
-from flows.models import PublishRequest
+from publishing import PublishRequest
 from flows.publish import conclude, publish, remove_run_dir
-from ledger import BEFORE_INIT_STATES, IllegalTransition, Post, PostMode, PostState
+from ledger import BEFORE_INIT_STATES, IllegalTransition, Post, PostState, PublishMode
 from publishing import deferred_run_name, release_run_name
-from tasks import _context
+from tasks import runtime
 from tasks.publishing import stored_request_of
 from tiktok import PrivacyLevel
 
@@ -39,31 +39,31 @@ def _released_before(post: Post) -> bool:
     """A release of this draft already ran and stopped before TikTok (source unreachable, creator refused, ...)."""
     if post.state not in BEFORE_INIT_STATES and not (post.state is PostState.failed and post.publish_id is None):
         return False
-    return any(event.kind == "mode_changed" for event in _context.ledger().post_events(post.id))
+    return any(event.kind == "mode_changed" for event in runtime.ledger().post_events(post.id))
 
 
 def _release_run_name() -> str:
     parameters = current_flow_run.parameters
-    mode = parameters.get("mode") or PostMode.direct
+    mode = parameters.get("mode") or PublishMode.direct
     return release_run_name(int(parameters.get("post_id", 0)), getattr(mode, "value", str(mode)))
 
 
 @flow(name="release-held-post", flow_run_name=_release_run_name, persist_result=True,
       on_cancellation=[remove_run_dir], on_crashed=[remove_run_dir])
-def release_held_post(post_id: int, mode: PostMode = PostMode.direct, privacy_level: PrivacyLevel | None = None) -> State:
+def release_held_post(post_id: int, mode: PublishMode = PublishMode.direct, privacy_level: PrivacyLevel | None = None) -> State:
     """Send held post `post_id` now, as `mode` (direct or inbox), with the request it was held with.
 
     The source is fetched and checked again (the working files of the hold run are gone), and the
     creator's current creator_info decides, as for any post. Ends Failed, with the post's result,
     when it was not posted.
     """
-    book = _context.ledger()
+    book = runtime.ledger()
     post = book.get_post(post_id)
     changes: dict[str, Any] = {"mode": mode.value}
     if privacy_level is not None:
         changes["privacy_level"] = privacy_level.value
     request = request_for_post(post, **changes)  # checks privacy is set for a direct post
-    if post.mode is PostMode.hold:
+    if post.mode is PublishMode.hold:
         post = book.release_hold(post, mode)  # IllegalTransition unless it is a draft not yet at TikTok
     elif not _released_before(post):
         raise IllegalTransition(
@@ -91,5 +91,5 @@ def publish_deferred_post(post_id: int) -> State:
     Scheduled by publish-video for the creator's next free slot; a post that went out meanwhile is
     not sent again (its result is returned), a cap still used up defers it once more.
     """
-    post = _context.ledger().get_post(post_id)
+    post = runtime.ledger().get_post(post_id)
     return _send(post, request_for_post(post), deferred_run_name(post_id))

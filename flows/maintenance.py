@@ -21,8 +21,10 @@ from tasks.maintenance import (
     sweep,
     sweep_media,
 )
+from publishing.posting import result_of
+from tasks import runtime
 from tasks.notify import notify_outcomes
-from tasks.publishing import result_of
+from tasks.policy import with_retries
 
 
 def _outcome(result: object) -> str:
@@ -38,7 +40,8 @@ def refresh_tokens(margin_hours: float = 6.0) -> dict[str, str]:
     connect NAME`) or a refresh failed; the table is there all the same.
     """
     names = accounts_to_refresh()
-    futures = {name: refresh_account_token.submit(name, margin_hours) for name in names}
+    refresh = with_retries(refresh_account_token, runtime.settings())
+    futures = {name: refresh.submit(name, margin_hours) for name in names}
     outcome = {name: _outcome(f.result(raise_on_failure=False)) for name, f in futures.items()}
     health = report_account_health(outcome)
     get_run_logger().info("tokens: %s", dict(Counter(outcome.values())) or "no accounts")
@@ -57,7 +60,8 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
     crashes = retry_crashed_runs.submit(retry_crashed_within_hours).result(raise_on_failure=False)
     removed = sweep(stale_work_dir_hours)
     before = posts_to_reconcile()
-    futures = [reconcile_post.submit(post.id) for post in before]
+    reconcile = with_retries(reconcile_post, runtime.settings())
+    futures = [reconcile.submit(post.id) for post in before]
     after = [f.result(raise_on_failure=False) for f in futures]
     changed = [(old, new) for old, new in zip(before, after, strict=True) if isinstance(new, Post) and new.state is not old.state]
     for mode in {new.mode for _, new in changed}:  # announce what TikTok settled since the publish run

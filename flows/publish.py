@@ -30,19 +30,17 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Completed, Failed
 
-from flows.models import PublishRequest, PublishResult, StepTiming
-from flows.scheduling import is_due, schedule_publish
+from publishing import PublishRequest, PublishResult, StepTiming
+from tasks.scheduling import is_due, schedule_publish
 from ledger import PostState
 from publishing import publish_run_name, verdict
-from tasks import _context
-from tasks._sources import FetchedSource, apply_source_action
-from tasks._workdirs import make_work_dir, remove_work_dir, work_root
+from tasks import runtime
+from publishing.sources import FetchedSource, apply_source_action
+from publishing.workdirs import make_work_dir, remove_work_dir, work_root
 from tasks.notify import notify_outcomes
+from publishing.posting import CreatorCheck, MediaPlan, PreparedMedia, StepFailure, unrecorded_failure
+from tasks.policy import with_retries
 from tasks.publishing import (
-    CreatorCheck,
-    MediaPlan,
-    PreparedMedia,
-    StepFailure,
     check_creator,
     ingest,
     init_post,
@@ -54,10 +52,10 @@ from tasks.publishing import (
     prepare_media,
     record_failures,
     report_results,
-    unrecorded_failure,
     upload,
 )
 from tiktok_pipeline.errors import PipelineError
+from tiktok_pipeline.settings import Settings
 from transcode import Policy
 
 
@@ -67,7 +65,7 @@ def _run_id() -> str:
 
 
 def remove_run_dir(flow, flow_run, state) -> None:  # state hook: cancellation and crashes
-    path = work_root(_context.settings()) / str(flow_run.id)
+    path = work_root(runtime.settings()) / str(flow_run.id)
     if path.exists():
         remove_work_dir(path)
 
@@ -90,14 +88,15 @@ def _failure(step: str, state: State) -> StepFailure | None:
     return StepFailure(step=step, code=state.name or "Failed", message=state.message or f"{step} ended {state.name}")
 
 
-def _record(request: PublishRequest, failures: Mapping[str, StepFailure], source: FetchedSource | None,
-            post_keys: Mapping[str, str], nicknames: Mapping[str, str | None] | None = None) -> dict[str, PublishResult]:
+def _record(settings: Settings, request: PublishRequest, failures: Mapping[str, StepFailure],
+            source: FetchedSource | None, post_keys: Mapping[str, str],
+            nicknames: Mapping[str, str | None] | None = None) -> dict[str, PublishResult]:
     """Failed results for `failures`, recorded in the ledger when it takes them."""
     if not failures:
         return {}
     if not all(f.recordable for f in failures.values()):  # the ledger is down: say so without waiting for it again
         return {name: unrecorded_failure(name, request.mode, f) for name, f in failures.items()}
-    state = record_failures(request, dict(failures), source, dict(post_keys), dict(nicknames or {}), return_state=True)
+    state = with_retries(record_failures, settings)(request, dict(failures), source, dict(post_keys), dict(nicknames or {}), return_state=True)
     recorded = state.result(raise_on_failure=False)
     if isinstance(recorded, dict):
         return recorded
@@ -118,9 +117,11 @@ def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck, reque
     return interrupted_result(account, started.post_id, exc, check.nickname)
 
 
-def _check_creators(request: PublishRequest, accounts: Sequence[str]) -> tuple[dict[str, CreatorCheck], dict[str, StepFailure]]:
+def _check_creators(settings: Settings, request: PublishRequest, accounts: Sequence[str]
+                    ) -> tuple[dict[str, CreatorCheck], dict[str, StepFailure]]:
     """Fresh creator_info for every account, concurrently: (accounts that may post, why the others may not)."""
-    futures = {name: check_creator.submit(name, request) for name in accounts}
+    check = with_retries(check_creator, settings)
+    futures = {name: check.submit(name, request) for name in accounts}
     checks: dict[str, CreatorCheck] = {}
     failed: dict[str, StepFailure] = {}
     for name, future in futures.items():
@@ -133,14 +134,14 @@ def _check_creators(request: PublishRequest, accounts: Sequence[str]) -> tuple[d
     return checks, failed
 
 
-def _scheduled(request: PublishRequest) -> list[PublishResult]:
+def _scheduled(settings: Settings, request: PublishRequest) -> list[PublishResult]:
     try:
         run = schedule_publish(request, request.schedule_at)
     except ObjectNotFound:  # no publish-video deployment on this server: nothing would ever run it
         failure = StepFailure(step="schedule", code="DeploymentNotFound", message=(
             "cannot schedule the post: the publish-video deployment does not exist on this Prefect server "
             "(deploy prefect.yaml, see docs/deploy.md)"))
-        results = _record(request, {name: failure for name in request.accounts}, None, {})
+        results = _record(settings, request, {name: failure for name in request.accounts}, None, {})
         return [results[name] for name in request.accounts]
     get_run_logger().info("scheduled for %s as flow run %s (%s)", request.schedule_at.isoformat(), run.name, run.id)
     return [PublishResult(account=name, state=PostState.queued, mode=request.mode, scheduled_for=request.schedule_at,
@@ -151,70 +152,72 @@ def _timed(step: str, started: float) -> StepTiming:
     return StepTiming(step=step, seconds=round(time.monotonic() - started, 3))
 
 
-def _publish_due(request: PublishRequest, post_keys: Mapping[str, str], work_dir: Path
+def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping[str, str], work_dir: Path
                  ) -> tuple[dict[str, PublishResult], list[StepTiming], FetchedSource | None]:
-    checked = preflight(request, return_state=True)
+    checked = with_retries(preflight, settings)(request, return_state=True)
     if (failure := _failure("preflight", checked)) is not None:
-        return _record(request, dict.fromkeys(request.accounts, failure), None, post_keys), [], None
+        return _record(settings, request, dict.fromkeys(request.accounts, failure), None, post_keys), [], None
     unknown: dict[str, StepFailure] = checked.result()  # accounts not connected: no ledger row, the fix named
     results = {name: unrecorded_failure(name, request.mode, why) for name, why in unknown.items()}
     connected = [name for name in request.accounts if name not in unknown]
     if not connected:
         return results, [], None
     started = time.monotonic()
-    fetched = ingest(request.source, str(work_dir), Policy().max_bytes, return_state=True)
+    fetched = with_retries(ingest, settings)(request.source, str(work_dir), Policy().max_bytes, return_state=True)
     if (failure := _failure("ingest", fetched)) is not None:
-        failed = _record(request, dict.fromkeys(connected, failure), None, post_keys)
+        failed = _record(settings, request, dict.fromkeys(connected, failure), None, post_keys)
         return results | failed, [_timed("ingest", started)], None
     source: FetchedSource = fetched.result()
     timings = [_timed("ingest", started)]
-    checks, refused = _check_creators(request, connected)
-    results |= _record(request, refused, source, post_keys)
+    checks, refused = _check_creators(settings, request, connected)
+    results |= _record(settings, request, refused, source, post_keys)
     if not checks:
         return results, timings, source
-    media_for, failed, transcode_timing = _prepare(request, checks, source, post_keys, work_dir)
+    media_for, failed, transcode_timing = _prepare(settings, request, checks, source, post_keys, work_dir)
     results |= failed
     timings += transcode_timing
     chains = {}
+    upload_, poll_ = with_retries(upload, settings), with_retries(poll_status, settings)
     for name, check in checks.items():
         if name in failed:
             continue
         initialized = init_post.submit(request, check, source, media_for.get(name), post_keys.get(name))
-        uploaded = upload.submit(initialized, media_for.get(name))
-        chains[name] = [initialized, uploaded, poll_status.submit(uploaded, check.username)]
+        uploaded = upload_.submit(initialized, media_for.get(name))
+        chains[name] = [initialized, uploaded, poll_.submit(uploaded, check.username)]
     for name, chain in chains.items():
         results[name] = _settle(name, chain, checks[name], request)
     return results, timings, source
 
 
-def _prepare(request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,
+def _prepare(settings: Settings, request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,
              post_keys: Mapping[str, str], work_dir: Path
              ) -> tuple[dict[str, PreparedMedia], dict[str, PublishResult], list[StepTiming]]:
     """Media per account: what an earlier run kept for a post it initialized, else one transcode
     for the accounts that still need media (none for posts that need none). Also the failed results
     when the transcode fails, and its timing."""
-    planned = plan_media(request, list(checks), source, dict(post_keys), return_state=True)
+    planned = with_retries(plan_media, settings)(request, list(checks), source, dict(post_keys), return_state=True)
     plan: MediaPlan = planned.result() if planned.is_completed() else MediaPlan(needed=list(checks))
     media_for: dict[str, PreparedMedia] = dict(plan.kept)
     if not plan.needed:
         return media_for, {}, []
     limits = [checks[name].max_duration_s for name in plan.needed if checks[name].max_duration_s]
     max_duration = float(min(limits)) if limits else Policy().max_duration
-    prepared = prepare_media(str(source.path), str(work_dir), request, max_duration, Policy().max_bytes, return_state=True)
+    prepared = with_retries(prepare_media, settings)(str(source.path), str(work_dir), request, max_duration, Policy().max_bytes, return_state=True)
     if (failure := _failure("transcode", prepared)) is not None:
         nicknames = {name: checks[name].nickname for name in plan.needed}
-        return media_for, _record(request, dict.fromkeys(plan.needed, failure), source, post_keys, nicknames), []
+        return media_for, _record(settings, request, dict.fromkeys(plan.needed, failure), source, post_keys, nicknames), []
     media: PreparedMedia = prepared.result()
     media_for |= dict.fromkeys(plan.needed, media)
     return media_for, {}, [StepTiming(step="transcode", seconds=round(media.seconds, 3))]
 
 
-def _apply_source_action(request: PublishRequest, source: FetchedSource | None, results: Sequence[PublishResult]) -> None:
+def _apply_source_action(settings: Settings, request: PublishRequest, source: FetchedSource | None,
+                         results: Sequence[PublishResult]) -> None:
     """keep / delete / move an S3 source once every account has its post (not for a repeated request)."""
     if source is None or not results or not all(r.ok for r in results) or any(r.reused for r in results):
         return
     try:
-        moved = apply_source_action(_context.settings(), source.uri, request.source_action.value, request.move_prefix)
+        moved = apply_source_action(settings, source.uri, request.source_action.value, request.move_prefix)
     except PipelineError as exc:  # the posts are out: the run says what is left to do by hand
         get_run_logger().error("source_action %s of %s failed: %s", request.source_action.value, source.uri, exc)
         return
@@ -228,22 +231,24 @@ def publish(request: PublishRequest, post_keys: Mapping[str, str] | None = None,
 
     `post_keys` names the ledger post to continue per account (a released hold draft, a deferred
     post). Also reports: outcome events and webhooks, the run table and one artifact per post.
+    The settings (the steps' retries included) are read once, when the run starts.
     """
+    settings = runtime.settings()
     keys = dict(post_keys or {})
     source: FetchedSource | None = None
     due = is_due(request)
     if not due:
-        ordered = _scheduled(request)
+        ordered = _scheduled(settings, request)
     else:
-        work_dir = make_work_dir(_context.settings(), _run_id())
+        work_dir = make_work_dir(settings, _run_id())
         try:
-            results, timings, source = _publish_due(request, keys, work_dir)
+            results, timings, source = _publish_due(settings, request, keys, work_dir)
         finally:
             remove_work_dir(Path(work_dir))
         ordered = [results[name].model_copy(update={"timings": timings + results[name].timings}) for name in request.accounts]
     # Events + webhooks (never raises); a run merely scheduled for later has no outcome to announce yet.
     notify_outcomes(request.mode, ordered if due else [r for r in ordered if r.scheduled_for is None])
-    _apply_source_action(request, source, ordered)
+    _apply_source_action(settings, request, source, ordered)
     report_results(ordered, title or publish_run_name(request.source, request.accounts, request.mode.value))
     log_results(ordered)
     return ordered

@@ -27,9 +27,9 @@ from typing import Any
 from prefect.client.schemas.objects import State
 from prefect.deployments import run_deployment
 
-from flows.models import PublishRequest, PublishResult
+from publishing import PublishRequest, PublishResult
 from flows.publish import publish_video
-from flows.scheduling import PUBLISH_DEPLOYMENT
+from tasks.scheduling import PUBLISH_DEPLOYMENT
 from tiktok_pipeline.errors import PipelineError
 
 

@@ -7,6 +7,14 @@ managed by the Alembic migrations shipped in `ledger/migrations` and applied on 
     ledger.reserve_slot(post)                  # DailyCapReached when the creator's 24 h cap is used up
     token, _ = ledger.ensure_fresh_token("brand", client.refresh)
     ledger.mark_initialized(post, publish_id)  # committed before the first chunk is uploaded
+
+Public surface
+- The ledger: `Ledger`, `generate_key` (a Fernet key for TIKTOK_PIPELINE_ENCRYPTION_KEY),
+  `default_idempotency_key`, `cap_usage` and its `CAP_WINDOW` (the rolling 24 h of a daily cap).
+- Views it hands out (immutable): `Account`, `Post`, `PostEvent`, and the `TokenGrant` it stores.
+- States: `PublishMode` (our direct / inbox / hold, not TikTok's post_mode), `PostState`, `AccountStatus`,
+  the state machine `TRANSITIONS` and `BEFORE_INIT_STATES` (not yet sent to TikTok).
+- Errors: one tree rooted at `LedgerError`, drawn in `ledger/_errors.py`.
 """
 
 from ledger._crypto import generate_key
@@ -20,45 +28,43 @@ from ledger._errors import (
     EncryptionKeyInvalid,
     EncryptionKeyMissing,
     IllegalTransition,
-    InvalidInput,
     LedgerError,
+    LedgerInputInvalid,
     PostNotFound,
 )
-from ledger._ledger import CAP_WINDOW, Clock, Ledger, Refresher, cap_usage, default_idempotency_key, utc_now
-from ledger._states import BEFORE_INIT_STATES, RECONCILE_STATES, TRANSITIONS, AccountStatus, PostMode, PostState
-from ledger._types import Account, CapsLeft, CapUsage, Post, PostEvent, TokenGrant
+from ledger._ledger import CAP_WINDOW, Ledger, cap_usage, default_idempotency_key
+from ledger._states import BEFORE_INIT_STATES, TRANSITIONS, AccountStatus, PostState, PublishMode
+from ledger._types import Account, Post, PostEvent, TokenGrant
 
 __all__ = [
-    "BEFORE_INIT_STATES",
+    # the ledger
     "CAP_WINDOW",
-    "RECONCILE_STATES",
-    "TRANSITIONS",
+    "Ledger",
+    "cap_usage",
+    "default_idempotency_key",
+    "generate_key",
+    # views
     "Account",
+    "Post",
+    "PostEvent",
+    "TokenGrant",
+    # states
+    "BEFORE_INIT_STATES",
+    "TRANSITIONS",
+    "AccountStatus",
+    "PostState",
+    "PublishMode",
+    # errors
+    "LedgerError",
     "AccountConflict",
     "AccountNeedsReconnect",
     "AccountNotFound",
-    "AccountStatus",
-    "CapUsage",
-    "CapsLeft",
-    "Clock",
     "DailyCapReached",
     "DatabaseUnavailable",
     "DuplicatePost",
     "EncryptionKeyInvalid",
     "EncryptionKeyMissing",
     "IllegalTransition",
-    "InvalidInput",
-    "Ledger",
-    "LedgerError",
-    "Post",
-    "PostEvent",
-    "PostMode",
+    "LedgerInputInvalid",
     "PostNotFound",
-    "PostState",
-    "Refresher",
-    "TokenGrant",
-    "cap_usage",
-    "default_idempotency_key",
-    "generate_key",
-    "utc_now",
 ]

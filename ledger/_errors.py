@@ -1,4 +1,21 @@
-"""The ledger's error hierarchy (see `tiktok_pipeline.errors` for the retryable / needs_reauth protocol)."""
+"""The ledger's error hierarchy (see `tiktok_pipeline.errors` for the retryable / needs_reauth protocol).
+
+    PipelineError (tiktok_pipeline.errors)
+    └── LedgerError                     final        raised on purpose by the ledger
+        ├── DatabaseUnavailable         retryable    unreachable or busy database
+        ├── LedgerInputInvalid          final        account name, cap, mode, missing publish_id
+        ├── EncryptionKeyMissing        final        tokens needed, no TIKTOK_PIPELINE_ENCRYPTION_KEY
+        ├── EncryptionKeyInvalid        final        not a Fernet key, or not the tokens' key
+        ├── AccountNotFound             final        no account of that name
+        ├── AccountConflict             final        TikTok user connected under another name
+        ├── AccountNeedsReconnect       needs_reauth grant revoked or expired; account_name
+        ├── PostNotFound                final        no post of that id, key or publish_id
+        ├── DuplicatePost               final        idempotency key taken by a different post
+        ├── IllegalTransition           final        the state machine forbids the move
+        └── DailyCapReached             final        24 h cap used up; next_slot_at
+
+`tests/ledger/test_errors.py` holds this drawing to the classes (parents and kinds).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +35,7 @@ class DatabaseUnavailable(LedgerError):
     retryable = True
 
 
-class InvalidInput(LedgerError):
+class LedgerInputInvalid(LedgerError):
     """A value handed to the ledger is unusable (account name, cap, mode, missing publish_id)."""
 
 

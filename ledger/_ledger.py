@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from ledger._errors import (
     DatabaseUnavailable,
     DuplicatePost,
     IllegalTransition,
-    InvalidInput,
+    LedgerInputInvalid,
     PostNotFound,
 )
 from ledger._models import (
@@ -49,13 +50,13 @@ from ledger._states import (
     BEFORE_INIT_STATES,
     RECONCILE_STATES,
     AccountStatus,
-    PostMode,
     PostState,
+    PublishMode,
     check_transition,
 )
 from ledger._types import Account, CapsLeft, CapUsage, Post, PostEvent, TokenGrant
 from tiktok_pipeline.errors import is_retryable, needs_reauth
-from tiktok_pipeline.settings import Settings
+from tiktok_pipeline.settings import StorageSettings
 
 Clock = Callable[[], datetime]
 #: Exchanges a refresh token for a new grant (the TikTok client's refresh call, injected by the caller).
@@ -68,11 +69,7 @@ SQLITE_BUSY_TIMEOUT = 30.0
 POSTGRES_CONNECT_TIMEOUT = 10
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def default_idempotency_key(content_sha256: str, account_name: str, caption: str, mode: PostMode | str) -> str:
+def default_idempotency_key(content_sha256: str, account_name: str, caption: str, mode: PublishMode | str) -> str:
     """The same video, account, caption and mode give the same key, so a re-run finds the first post."""
     canonical = json.dumps(
         {"account": account_name, "caption": caption, "content_sha256": content_sha256, "mode": str(mode)},
@@ -133,7 +130,7 @@ class Ledger:
         database_url: str,
         encryption_keys: str | Sequence[str] | None = None,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = partial(datetime.now, UTC),
         migrate: bool = True,
     ) -> None:
         self._cipher = TokenCipher(encryption_keys)
@@ -149,7 +146,7 @@ class Ledger:
                 raise
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock = utc_now, migrate: bool = True) -> Ledger:
+    def from_settings(cls, settings: StorageSettings, *, clock: Clock = partial(datetime.now, UTC), migrate: bool = True) -> Ledger:
         key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
         return cls(settings.effective_database_url, key, clock=clock, migrate=migrate)
 
@@ -195,7 +192,7 @@ class Ledger:
     ) -> Account:
         """Store a freshly connected account (or reconnect an existing one): tokens, profile, status active."""
         if not ACCOUNT_NAME_PATTERN.match(name):
-            raise InvalidInput(
+            raise LedgerInputInvalid(
                 f"account name {name!r} is not valid: use 1-{MAX_ACCOUNT_NAME_LENGTH} letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit",
                 detail={"name": name},
@@ -283,7 +280,7 @@ class Ledger:
         """Per-creator limits (TikTok's caps vary per creator); None leaves a limit unchanged."""
         for label, value in (("direct", direct), ("inbox", inbox)):
             if value is not None and value < 0:
-                raise InvalidInput(f"{label} daily cap must be 0 or more, got {value}", detail={label: value})
+                raise LedgerInputInvalid(f"{label} daily cap must be 0 or more, got {value}", detail={label: value})
         with self._transaction(write=True) as session:
             row = self._account(session, name, lock=True)
             if direct is not None:
@@ -363,8 +360,8 @@ class Ledger:
             row = self._account(session, account_name)
             now = self._clock()
             return CapsLeft(
-                direct=cap_usage(self._slot_times(session, row.id, PostMode.direct, now), row.direct_daily_cap, now),
-                inbox=cap_usage(self._slot_times(session, row.id, PostMode.inbox, now), row.inbox_daily_cap, now),
+                direct=cap_usage(self._slot_times(session, row.id, PublishMode.direct, now), row.direct_daily_cap, now),
+                inbox=cap_usage(self._slot_times(session, row.id, PublishMode.inbox, now), row.inbox_daily_cap, now),
             )
 
     def reserve_slot(self, post: Post | int) -> Post:
@@ -386,7 +383,7 @@ class Ledger:
             row = self._post(session, post_id, lock=True)
             if account.status is AccountStatus.needs_reconnect:
                 raise AccountNeedsReconnect(account.name, account.status_reason or "marked needs_reconnect")
-            if row.mode is PostMode.hold:
+            if row.mode is PublishMode.hold:
                 raise IllegalTransition(
                     f"post {post_id} is a hold draft: choose direct or inbox (release_hold) before reserving a slot",
                     detail={"post_id": post_id, "mode": str(row.mode)},
@@ -399,7 +396,7 @@ class Ledger:
             now = self._clock()
             if row.slot_reserved_at is not None and row.slot_reserved_at > now - CAP_WINDOW:
                 return Post.model_validate(row)
-            limit = account.direct_daily_cap if row.mode is PostMode.direct else account.inbox_daily_cap
+            limit = account.direct_daily_cap if row.mode is PublishMode.direct else account.inbox_daily_cap
             usage = cap_usage(self._slot_times(session, account.id, row.mode, now), limit, now)
             if usage.left == 0:
                 when = f"at {usage.next_slot_at:%Y-%m-%d %H:%M:%S} UTC" if usage.next_slot_at else "never (cap is 0)"
@@ -427,14 +424,14 @@ class Ledger:
         content_sha256: str,
         caption: str = "",
         options: dict[str, Any] | None = None,
-        mode: PostMode = PostMode.direct,
+        mode: PublishMode = PublishMode.direct,
     ) -> tuple[Post, bool]:
         """The post stored under `idempotency_key`, created (state queued) if there is none: (post, created).
 
         Race-safe: the key is unique; whoever loses the insert race reads the winner's row. Reusing a key
         for another account, video, caption or mode raises `DuplicatePost`."""
         if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise InvalidInput(
+            raise LedgerInputInvalid(
                 f"idempotency key of {len(idempotency_key)} characters: a post's key has 1 to "
                 f"{MAX_IDEMPOTENCY_KEY_LENGTH} (a caller's idempotency_key up to 200, plus ':' and the account name)",
                 detail={"length": len(idempotency_key), "max_length": MAX_IDEMPOTENCY_KEY_LENGTH},
@@ -503,7 +500,7 @@ class Ledger:
                 from_state = row.state
                 check_transition(post_id, from_state, to_state)
                 if to_state is PostState.initialized and not changes.get("publish_id"):
-                    raise InvalidInput(
+                    raise LedgerInputInvalid(
                         f"post {post_id}: the initialized state needs the publish_id TikTok returned",
                         detail={"post_id": post_id},
                     )
@@ -585,14 +582,14 @@ class Ledger:
         init is reconciled by polling instead of initializing a second post."""
         return self.transition(post, PostState.initialized, publish_id=publish_id)
 
-    def release_hold(self, post: Post | int, mode: PostMode) -> Post:
+    def release_hold(self, post: Post | int, mode: PublishMode) -> Post:
         """Turn a hold draft (not yet at TikTok) into a direct or inbox post."""
         post_id = _post_id(post)
-        if mode is PostMode.hold:
-            raise InvalidInput(f"post {post_id}: release_hold needs direct or inbox", detail={"mode": str(mode)})
+        if mode is PublishMode.hold:
+            raise LedgerInputInvalid(f"post {post_id}: release_hold needs direct or inbox", detail={"mode": str(mode)})
         with self._transaction(write=True) as session:
             row = self._post(session, post_id, lock=True)
-            if row.mode is not PostMode.hold or row.state not in BEFORE_INIT_STATES:
+            if row.mode is not PublishMode.hold or row.state not in BEFORE_INIT_STATES:
                 raise IllegalTransition(
                     f"post {post_id} is a {row.mode} post in state {row.state}, not a hold draft",
                     detail={"post_id": post_id, "mode": str(row.mode), "state": str(row.state)},
@@ -670,7 +667,7 @@ class Ledger:
             ) from exc
         except DataError as exc:  # a value the database refuses (too long, out of range): final, named
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise InvalidInput(f"the ledger database refused a value: {reason}", detail={"reason": reason}) from exc
+            raise LedgerInputInvalid(f"the ledger database refused a value: {reason}", detail={"reason": reason}) from exc
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Session]:
@@ -703,7 +700,7 @@ class Ledger:
         return session.scalar(sa.select(PostRow).where(PostRow.idempotency_key == idempotency_key))
 
     @staticmethod
-    def _slot_times(session: Session, account_id: int, mode: PostMode, now: datetime) -> list[datetime]:
+    def _slot_times(session: Session, account_id: int, mode: PublishMode, now: datetime) -> list[datetime]:
         reached_tiktok = sa.or_(
             PostRow.publish_id.is_not(None), PostRow.state.not_in([PostState.failed, PostState.discarded])
         )

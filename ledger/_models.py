@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ledger._states import AccountStatus, PostMode, PostState
+from ledger._states import AccountStatus, PostState, PublishMode
 
 DEFAULT_DIRECT_DAILY_CAP = 15
 DEFAULT_INBOX_DAILY_CAP = 5
@@ -100,7 +100,7 @@ class PostRow(Base):
     content_sha256: Mapped[str] = mapped_column(sa.String(64))
     caption: Mapped[str] = mapped_column(sa.Text)
     options: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
-    mode: Mapped[PostMode] = mapped_column(_enum(PostMode, "post_mode"))
+    mode: Mapped[PublishMode] = mapped_column(_enum(PublishMode, "post_mode"))
     state: Mapped[PostState] = mapped_column(_enum(PostState, "post_state"), index=True)
     slot_reserved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     publish_id: Mapped[str | None] = mapped_column(sa.String(128), unique=True)

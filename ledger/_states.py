@@ -7,7 +7,7 @@ from enum import StrEnum
 from ledger._errors import IllegalTransition
 
 
-class PostMode(StrEnum):
+class PublishMode(StrEnum):
     direct = "direct"  # DIRECT_POST: published on the creator's profile
     inbox = "inbox"  # MEDIA_UPLOAD: sent to the creator's TikTok inbox as a draft
     hold = "hold"  # media prepared, waiting for a human to choose direct or inbox (or discard)

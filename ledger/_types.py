@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._states import AccountStatus, PostMode, PostState
+from ledger._states import AccountStatus, PostState, PublishMode
 
 
 class TokenGrant(BaseModel):
@@ -62,7 +62,7 @@ class Post(_View):
     content_sha256: str
     caption: str
     options: dict[str, Any]
-    mode: PostMode
+    mode: PublishMode
     state: PostState
     slot_reserved_at: datetime | None
     publish_id: str | None

@@ -5,7 +5,7 @@
     verdict(results)       # Verdict(ok, message): the run's state and the message naming what failed
 """
 
-from publishing._form import account_choices, with_account_choices
+from publishing._form import NO_ACCOUNT_DESCRIPTION, account_choices, request_schema, with_account_choices
 from publishing._keys import (
     UNFETCHED_PREFIX,
     post_idempotency_key,
@@ -45,6 +45,7 @@ from publishing._outcome import (
 )
 
 __all__ = [
+    "NO_ACCOUNT_DESCRIPTION",
     "MAX_CAPTION_UTF16",
     "SUCCESS_STATES",
     "TIMED_STEPS",
@@ -68,6 +69,7 @@ __all__ = [
     "post_markdown",
     "publish_run_name",
     "release_run_name",
+    "request_schema",
     "request_json",
     "s3_object_run_name",
     "source_name",

@@ -31,7 +31,7 @@ import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ledger import PostMode
+from ledger import PublishMode
 from tiktok import PrivacyLevel
 
 #: Keywords of a property that the Prefect UI drops before it asks the server to validate the form.
@@ -88,7 +88,7 @@ def privacy_rule() -> dict[str, Any]:
     sentence = f"one of {_one_of(levels)}: a direct or held post needs a privacy level (TikTok has no default)"
     not_null = {"if": {"type": "null"}, "then": refusal(sentence)}
     return {
-        "if": _field("mode", {"const": PostMode.inbox.value}),
+        "if": _field("mode", {"const": PublishMode.inbox.value}),
         "else": {"required": ["privacy_level"], "properties": {"privacy_level": not_null}},
     }
 

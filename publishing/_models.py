@@ -14,9 +14,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ledger import PostMode as PublishMode
+from ledger import PublishMode
 from ledger import PostState
-from tiktok import PrivacyLevel, utf16_length
+from tiktok import MAX_CAPTION_UTF16, PrivacyLevel, utf16_length
 from transcode import FitMode, OverLength
 
 from publishing._form import add_request_rules
@@ -35,8 +35,6 @@ class SourceAction(StrEnum):
 
 #: States in which a post has ended well for the caller.
 SUCCESS_STATES = frozenset({PostState.published, PostState.sent_to_inbox})
-
-MAX_CAPTION_UTF16 = 2200
 
 
 class PublishRequest(BaseModel):

@@ -1,8 +1,11 @@
 """Errors of the sandbox: its own failures (`SandboxError`) and the refusals it answers with.
 
-`ApiRefusal` and `OAuthRefusal` are not failures of this program: they are TikTok's answers to a
-request (envelope error or flat OAuth error) raised from deep in the state logic and rendered by
-the app's exception handlers.
+    PipelineError (tiktok_pipeline.errors)
+    └── SandboxError                    final        bad config file, server did not start
+
+`ApiRefusal` and `OAuthRefusal` (plain `Exception`s, private) are not failures of this program:
+they are TikTok's answers to a request (envelope error or flat OAuth error) raised from deep in the
+state logic and rendered by the app's exception handlers as HTTP answers; no caller ever sees them.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ WEBM_CODECS = {"vp8", "vp9"}
 MIN_FPS, MAX_FPS = 23, 60
 MIN_SIDE, MAX_SIDE = 360, 4096
 PHOTO_CODECS = {"mjpeg", "webp"}
-MAX_PHOTO_BYTES = 20 * 1024 * 1024
+#: "20 MB" per photo, read as 20,000,000 bytes (the stricter reading).
+MAX_PHOTO_BYTES = 20_000_000
 #: "Up to 1080p": the short side at most 1080 and the long side at most 1920 pixels.
 MAX_PHOTO_SHORT_SIDE, MAX_PHOTO_LONG_SIDE = 1080, 1920
 

@@ -23,6 +23,13 @@ from sandbox._errors import SandboxError
 STARTUP_TIMEOUT = 15.0
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for a server about to start, or a refused connection)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket; port 0 picks a free one (read it back with getsockname)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

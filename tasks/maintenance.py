@@ -1,14 +1,15 @@
 """Tasks of the scheduled maintenance flows: token refresh and account health, reconciliation,
-working-file sweeping, and the retry of publish runs whose process died."""
+working-file sweeping, and the retry of publish runs whose process died.
+
+The rules are the service layer's (`publishing.maintenance`); these tasks add retries, the
+account-health artifact, the run logger, and the Prefect API queries that find and retry crashed runs."""
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from prefect import task
@@ -32,77 +33,75 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.logging import get_run_logger
 from prefect.states import Crashed
 
-from ledger import AccountNeedsReconnect, AccountStatus, Post, PostState
-from tasks import _context
-from tasks._policy import retry_options
-from tasks._workdirs import sweep_kept_media, sweep_work_dirs
-from tasks.publishing import UPLOAD_URL_LIFETIME, kept_media_in_use, record_status
-from tiktok import PublishFailed, publish_failed
-from tiktok_pipeline.errors import PipelineError
+from ledger import Post
+from publishing.maintenance import (
+    GIVEN_UP_TAG,
+    MAX_CRASHES,
+    PUBLISHING_FLOWS,
+    RETRY_TAG,
+    AccountHealth,
+    AccountsNeedAttention,
+    CrashPlan,
+    CrashRetriesExhausted,
+    RunRecord,
+    account_health,
+    health_problem,
+    health_rows,
+    plan_crash_retries,
+    refresh_token,
+    retry_idempotency_key,
+)
+from publishing.maintenance import accounts_to_refresh as active_accounts
+from publishing.maintenance import posts_to_reconcile as stale_posts
+from publishing.maintenance import reconcile_post as reconcile
+from publishing.posting import UPLOAD_URL_LIFETIME, kept_media_in_use
+from publishing.services import Services
+from publishing.workdirs import sweep_kept_media, sweep_work_dirs
+from tasks import runtime
+from tasks.policy import retry_options
+
+__all__ = [
+    "ACCOUNT_HEALTH_KEY",
+    "GIVEN_UP_TAG",
+    "MAX_CRASHES",
+    "PUBLISHING_FLOWS",
+    "RETRY_TAG",
+    "AccountHealth",
+    "AccountsNeedAttention",
+    "CrashPlan",
+    "CrashRetries",
+    "CrashRetriesExhausted",
+    "RunRecord",
+    "accounts_to_refresh",
+    "health_problem",
+    "health_rows",
+    "plan_crash_retries",
+    "posts_to_reconcile",
+    "reconcile_post",
+    "refresh_account_token",
+    "report_account_health",
+    "retry_crashed_runs",
+    "retry_idempotency_key",
+    "sweep",
+    "sweep_media",
+]
 
 
 @task(name="refresh-token", **retry_options())
 def refresh_account_token(account_name: str, margin_hours: float) -> str:
     """Refresh one account's token when it expires within the margin; returns what happened."""
-    current = _context.settings()
-    try:
-        _, refreshed = _context.ledger(current).ensure_fresh_token(
-            account_name, _context.refresher(current), margin=timedelta(hours=margin_hours)
-        )
-    except AccountNeedsReconnect as exc:
-        get_run_logger().error(str(exc))
-        return "needs_reconnect"
-    return "refreshed" if refreshed else "fresh"
+    return refresh_token(runtime.services(), account_name, margin_hours, get_run_logger())
 
 
 @task(name="reconcile-post", **retry_options())
 def reconcile_post(post_id: int) -> Post:
     """Ask TikTok where a post stands and record it; returns the post as the ledger has it now."""
-    current = _context.settings()
-    book = _context.ledger(current)
-    post = book.get_post(post_id)
-    if not post.publish_id:
-        # init's answer was lost before a publish_id arrived: only the creator's app can tell.
-        return post
-    account = book.get_account(post.account_name)
-    if account.status is not AccountStatus.active:
-        return post
-    try:
-        status = _context.with_client(current, post.account_name, lambda c: c.fetch_status(post.publish_id))
-    except PipelineError as exc:
-        if exc.retryable:
-            raise
-        get_run_logger().warning("post %d: status/fetch refused: %s", post.id, exc)
-        return post
-    return _apply_status(post, status, account.username, book.now() - post.updated_at)
-
-
-def _apply_status(post: Post, status, username: str | None, age: timedelta) -> Post:
-    book = _context.ledger()
-    if status.status == "FAILED":
-        exc: PublishFailed = publish_failed(status)
-        return book.transition(post, PostState.failed, error_code=status.fail_reason, error_message=str(exc),
-                               message=f"reconciled: TikTok reports FAILED ({status.fail_reason})")
-    if status.status in ("PUBLISH_COMPLETE", "SEND_TO_USER_INBOX"):
-        if post.state in (PostState.initialized,):
-            post = book.transition(post, PostState.uploaded, message="reconciled: TikTok holds every byte")
-        if post.state is PostState.sent_to_inbox and status.status == "SEND_TO_USER_INBOX":
-            return post
-        return record_status(post, status, username)
-    # Still processing on TikTok's side.
-    if post.state in (PostState.initialized, PostState.uploaded) and age > UPLOAD_URL_LIFETIME:
-        uploaded = status.uploaded_bytes or 0
-        return book.transition(post, PostState.failed, error_code="upload_incomplete",
-                               error_message=f"the upload stopped at {uploaded} bytes and its URL expired; nothing was posted",
-                               message="reconciled: upload never completed")
-    if post.state is PostState.unconfirmed:
-        return book.transition(post, PostState.processing, message="reconciled: TikTok is processing it")
-    return post
+    return reconcile(runtime.services(), post_id, get_run_logger())
 
 
 @task(name="sweep-work-dirs")
 def sweep(older_than_hours: float) -> int:
-    removed = sweep_work_dirs(_context.settings(), older_than_s=older_than_hours * 3600)
+    removed = sweep_work_dirs(runtime.settings(), older_than_s=older_than_hours * 3600)
     for path in removed:
         get_run_logger().info("removed stale working directory %s", path)
     return len(removed)
@@ -114,23 +113,20 @@ def sweep_media(idle_hours: float = UPLOAD_URL_LIFETIME.total_seconds() / 3600) 
     every post that announced it settled (uploaded, published, in the inbox, failed, discarded...)
     or its upload URL long expired. A file touched within `idle_hours` stays (it may be kept for an
     init under way); a file an initialized post still needs always stays."""
-    needed = kept_media_in_use()
-    removed = sweep_kept_media(_context.settings(), needed, idle_s=idle_hours * 3600)
+    svc = runtime.services()
+    removed = sweep_kept_media(svc.settings, kept_media_in_use(svc), idle_s=idle_hours * 3600)
     for path in removed:
         get_run_logger().info("removed kept media %s: no post needs it any more", path)
     return len(removed)
 
 
-def accounts_to_refresh() -> list[str]:
-    return [a.name for a in _context.ledger().list_accounts() if a.status is AccountStatus.active]
+def accounts_to_refresh(services: Services | None = None) -> list[str]:
+    return active_accounts(services or runtime.services())
 
 
-def posts_to_reconcile(stale_after: timedelta = UPLOAD_URL_LIFETIME) -> list[Post]:
+def posts_to_reconcile(stale_after: timedelta = UPLOAD_URL_LIFETIME, services: Services | None = None) -> list[Post]:
     """Posts whose outcome TikTok may still change, plus uploads abandoned for over an hour."""
-    book = _context.ledger()
-    cutoff = book.now() - stale_after
-    stale = book.list_posts(states=[PostState.initialized, PostState.uploaded])
-    return book.posts_to_reconcile() + [p for p in stale if p.updated_at <= cutoff]
+    return stale_posts(services or runtime.services(), stale_after)
 
 
 # --- account health ------------------------------------------------------------------------------
@@ -139,179 +135,20 @@ def posts_to_reconcile(stale_after: timedelta = UPLOAD_URL_LIFETIME) -> list[Pos
 ACCOUNT_HEALTH_KEY = "account-health"
 
 
-class AccountsNeedAttention(PipelineError):
-    """refresh-tokens: accounts that cannot post until someone reconnects them, or whose refresh failed.
-
-    `detail` = {"needs_reconnect": [names], "refresh_failed": {name: error}}.
-    """
-
-
-@dataclass(frozen=True)
-class AccountHealth:
-    """One account as the ledger has it after a refresh-tokens run, and what the run did to it."""
-
-    name: str
-    nickname: str | None
-    status: AccountStatus
-    status_reason: str | None
-    access_expires_at: datetime
-    refresh_expires_at: datetime
-    direct_left: int
-    direct_limit: int
-    inbox_left: int
-    inbox_limit: int
-    #: refreshed | fresh | needs_reconnect | error: <message> | not refreshed (needs reconnect)
-    outcome: str
-
-    @property
-    def needs_reconnect(self) -> bool:
-        return self.status is AccountStatus.needs_reconnect
-
-    @property
-    def refresh_error(self) -> str | None:
-        return self.outcome.removeprefix("error: ") if self.outcome.startswith("error: ") else None
-
-
-def _expiry(at: datetime, now: datetime, unit: Literal["h", "d"]) -> str:
-    if at <= now:
-        return f"expired {at:%Y-%m-%d %H:%M} UTC"
-    left = (at - now).total_seconds() / (3600 if unit == "h" else 86400)
-    return f"{at:%Y-%m-%d %H:%M} UTC (in {left:.1f} {unit})"
-
-
-def health_rows(accounts: Sequence[AccountHealth], now: datetime) -> list[dict[str, str]]:
-    """The account-health table, one row per account, as people read it."""
-    return [
-        {
-            "account": a.name,
-            "nickname": a.nickname or "",
-            "status": a.status.value + (f" ({a.status_reason})" if a.status_reason else ""),
-            "access token expires": _expiry(a.access_expires_at, now, "h"),
-            "refresh token expires": _expiry(a.refresh_expires_at, now, "d"),
-            "direct posts left today": f"{a.direct_left}/{a.direct_limit}",
-            "inbox shares left today": f"{a.inbox_left}/{a.inbox_limit}",
-            "this run": a.outcome,
-        }
-        for a in accounts
-    ]
-
-
-def health_problem(accounts: Sequence[AccountHealth]) -> AccountsNeedAttention | None:
-    """The error that fails the run when an account cannot post (or could not be refreshed); else None."""
-    reconnect = [a for a in accounts if a.needs_reconnect]
-    failed = [a for a in accounts if a.refresh_error and not a.needs_reconnect]
-    if not reconnect and not failed:
-        return None
-    parts = [f"{a.name} needs a reconnect ({a.status_reason or 'marked needs_reconnect'}): run "
-             f"`tiktok-pipeline accounts connect {a.name}`" for a in reconnect]
-    parts += [f"{a.name}: the token refresh failed ({a.refresh_error}); the next run tries again" for a in failed]
-    return AccountsNeedAttention(
-        f"{len(reconnect) + len(failed)} account(s) need attention: " + "; ".join(parts),
-        detail={"needs_reconnect": [a.name for a in reconnect], "refresh_failed": {a.name: a.refresh_error for a in failed}},
-    )
-
-
 @task(name="report-account-health")
 def report_account_health(outcomes: dict[str, str]) -> list[AccountHealth]:
     """Every account's tokens, caps and status as a table artifact (key `account-health`)."""
-    book = _context.ledger()
-    health = []
-    for account in book.list_accounts():
-        caps = book.caps_left(account.name)
-        outcome = outcomes.get(account.name) or (
-            "not refreshed (needs reconnect)" if account.status is AccountStatus.needs_reconnect else "not refreshed")
-        health.append(AccountHealth(
-            name=account.name, nickname=account.nickname, status=account.status, status_reason=account.status_reason,
-            access_expires_at=account.access_expires_at, refresh_expires_at=account.refresh_expires_at,
-            direct_left=caps.direct.left, direct_limit=caps.direct.limit, inbox_left=caps.inbox.left,
-            inbox_limit=caps.inbox.limit, outcome=outcome,
-        ))
+    svc = runtime.services()
+    health = account_health(svc, outcomes)
     problem = health_problem(health)
     create_table_artifact(
-        table=health_rows(health, book.now()), key=ACCOUNT_HEALTH_KEY,
+        table=health_rows(health, svc.ledger.now()), key=ACCOUNT_HEALTH_KEY,
         description=str(problem) if problem else f"{len(health)} account(s), all able to post",
     )
     return health
 
 
-# --- crashed publish runs ------------------------------------------------------------------------
-
-#: Flows whose crashed deployment runs the cleanup flow runs again with the same parameters (the
-#: ledger makes a re-run continue the same posts). The cleanup deployment's trigger in prefect.yaml
-#: names the same flows, so a crash is retried at once rather than at the next half hour.
-PUBLISHING_FLOWS = ("publish-video", "publish-s3-object", "release-held-post", "publish-deferred-post")
-#: Crashes of the same request (deployment + parameters) after which it is no longer retried.
-MAX_CRASHES = 3
-RETRY_TAG = "crash-retry"
-#: Put on the last crashed run of a request the cleanup flow gave up on, so it says so only once.
-GIVEN_UP_TAG = "crash-retries-exhausted"
-
-
-class CrashRetriesExhausted(PipelineError):
-    """cleanup: a publish request crashed MAX_CRASHES times and is no longer retried.
-
-    `detail` = [{"flow_run_id", "flow_run", "flow", "crashes"}]: run it again by hand once the cause is fixed.
-    """
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What the retry decision needs to know about one flow run."""
-
-    id: str
-    name: str
-    flow: str
-    deployment_id: str
-    parameters: dict[str, Any]
-    state: str  # Prefect's state type, e.g. "CRASHED"
-    state_name: str
-    created: datetime
-    tags: frozenset[str] = frozenset()
-
-    @property
-    def request(self) -> tuple[str, str]:
-        """Runs of the same deployment with the same parameters publish the same thing."""
-        return self.deployment_id, json.dumps(self.parameters, sort_keys=True, default=str)
-
-
-@dataclass(frozen=True)
-class CrashPlan:
-    """What to do about the latest crashed run of one request."""
-
-    run: RunRecord
-    crashes: int
-    action: Literal["retry", "give_up", "skip"]
-    reason: str
-
-
-def plan_crash_retries(runs: Iterable[RunRecord], max_crashes: int = MAX_CRASHES) -> list[CrashPlan]:
-    """One plan per request that has a crashed run: retry it, give up on it, or leave it (a later run
-    settled it or is on it, or it was given up already). Pure: `runs` are every run of the window."""
-    by_request: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
-    for run in runs:
-        by_request[run.request].append(run)
-    plans = []
-    for group in by_request.values():
-        crashed = sorted((r for r in group if r.state == StateType.CRASHED.value), key=lambda r: r.created)
-        if not crashed:
-            continue
-        latest, count = crashed[-1], len(crashed)
-        later = sorted((r for r in group if r.state != StateType.CRASHED.value and r.created > latest.created),
-                       key=lambda r: r.created)
-        if later:
-            plans.append(CrashPlan(latest, count, "skip", f"run {later[-1].name} came after it ({later[-1].state_name})"))
-        elif GIVEN_UP_TAG in latest.tags:
-            plans.append(CrashPlan(latest, count, "skip", "given up already"))
-        elif count >= max_crashes:
-            plans.append(CrashPlan(latest, count, "give_up", f"crashed {count} times with these parameters"))
-        else:
-            plans.append(CrashPlan(latest, count, "retry", f"crash {count} of at most {max_crashes}"))
-    return plans
-
-
-def retry_idempotency_key(crashed_run_id: str) -> str:
-    """Derived from the crashed run: two cleanups retrying the same crash start one run."""
-    return f"crash-retry:{crashed_run_id}"
+# --- crashed publish runs: the plan is the service layer's, the Prefect API queries are here -----
 
 
 @dataclass

@@ -20,15 +20,15 @@ from prefect.events import emit_event
 from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
 
-from flows.models import PublishResult
-from ledger import PostMode
-from tasks import _context
-from tasks._policy import RETRY_JITTER, retry_if_retryable
-from tasks._webhooks import WebhookEvent, outcome_event, redacted, send, webhook_request
+from publishing import PublishResult
+from ledger import PublishMode
+from tasks import runtime
+from tasks.policy import RETRY_JITTER, retry_if_retryable_own_count
+from publishing.webhooks import WebhookEvent, outcome_event, redacted, send, webhook_request
 from tiktok_pipeline.errors import is_retryable
 
 
-def outcome_events(results: list[PublishResult], mode: PostMode, *, occurred_at: datetime) -> list[WebhookEvent]:
+def outcome_events(results: list[PublishResult], mode: PublishMode, *, occurred_at: datetime) -> list[WebhookEvent]:
     """One event per result; its data is the result as JSON plus the post's mode (no tokens: a
     PublishResult holds none)."""
     return [outcome_event({**r.model_dump(mode="json"), "mode": str(mode)}, occurred_at=occurred_at) for r in results]
@@ -61,10 +61,10 @@ def prefect_related(event: WebhookEvent) -> list[dict[str, str]]:
 
 
 @task(name="deliver-webhook", task_run_name="deliver-webhook-{event.type}", cache_policy=NO_CACHE,
-      retry_condition_fn=retry_if_retryable)
+      retry_condition_fn=retry_if_retryable_own_count)
 def deliver_webhook(url: str, event: WebhookEvent) -> int:
     """POST one signed event to one URL; each try is signed afresh, so its timestamp is current."""
-    current = _context.settings()
+    current = runtime.settings()
     request = webhook_request(url, event, current.webhook_secret.get_secret_value(), now=time.time())
     with httpx.Client(timeout=current.webhook_timeout) as client:
         status = send(client, request)
@@ -72,14 +72,14 @@ def deliver_webhook(url: str, event: WebhookEvent) -> int:
     return status
 
 
-def notify_outcomes(mode: PostMode, results: list[PublishResult]) -> None:
+def notify_outcomes(mode: PublishMode, results: list[PublishResult]) -> None:
     """Emit a `tiktok.post.*` event per result and deliver it to every webhook URL; never raises.
 
     Call it from inside a flow run (deliveries are submitted as tasks) once the results are final.
     """
     logger = get_run_logger()
     try:
-        current = _context.settings()
+        current = runtime.settings()
         events = outcome_events(results, mode, occurred_at=datetime.now(UTC))
         for event in events:
             emit_event(event.type, resource=prefect_resource(event), related=prefect_related(event),

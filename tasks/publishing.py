@@ -1,23 +1,17 @@
-"""Prefect tasks of the publish flow: each binds one core step to retries, rate limits, artifacts
-and the ledger. The order per account is fixed by TikTok's rules: fresh token → creator_info →
-cap → init (publish_id persisted before any byte) → chunked upload → status polling.
+"""Prefect tasks of the publish flow: each binds one step of `publishing.posting` to retries, rate
+limits, artifacts and the run logger. The rules (the order per account, what a re-run resumes, when a
+post is deferred, failed or left to another run) are the service layer's: see publishing/posting.py.
 
-Every post the pipeline is asked for ends in the ledger, also when it fails before TikTok is asked
-(`record_failures`): only an account that is not connected has no row to record it in.
-
-A post's prepared media is kept under the data dir before init announces its size to TikTok (see
-tasks/_workdirs.py), and its upload always sends the kept file: a re-run of an interrupted request
-(a crash retry) resumes from the byte TikTok holds with the very bytes it was told about, and does
-not transcode again what it already has (`plan_media`). Only when no file with those bytes is left
-(another worker without a shared data dir) does `init_post` ask TikTok what it holds and decide:
-no byte received and nobody left to send one → a fresh init; otherwise a final, named failure.
+Each task resolves the Services of this worker (`runtime.services()`) and passes in what only Prefect
+knows: the current flow run's id, whether the run that initialized a post is still going (a Prefect
+API query), how to schedule a deferred post (a deployment run) and where progress goes (artifacts).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,121 +24,59 @@ from prefect.context import TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
-from pydantic import BaseModel
 
-from flows.models import CapPolicy, PublishRequest, PublishResult, StepTiming
-from ledger import (
-    BEFORE_INIT_STATES,
-    AccountNotFound,
-    DailyCapReached,
-    DatabaseUnavailable,
-    Post,
-    PostMode,
-    PostNotFound,
-    PostState,
+from ledger import Post
+from publishing import PublishRequest, PublishResult, is_done, post_description, post_markdown, summary_rows, verdict
+from publishing import posting
+from publishing.posting import (
+    KEPT_MEDIA_MARGIN,
+    UPLOAD_URL_LIFETIME,
+    CreatorCheck,
+    InitRecord,
+    MediaPlan,
+    PreflightFailed,
+    PreparedMedia,
+    ScheduledRun,
+    StepFailure,
+    megabytes,
+    result_of,
+    unrecorded_failure,
 )
-from publishing import (
-    is_done,
-    post_description,
-    post_idempotency_key,
-    post_markdown,
-    request_json,
-    stored_request,
-    summary_rows,
-    unfetched_idempotency_key,
-    verdict,
-)
-from tasks import _context
-from tasks._policy import retry_options
-from tasks._sources import FetchedSource, credentials_missing, fetch_source, has_aws_credentials, sha256_of
-from tasks._workdirs import (
-    KeptMediaDamaged,
-    KeptMediaMissing,
-    KeptMediaUnwritable,
-    keep_media,
-    kept_media_path,
-)
-from tiktok import (
-    CreatorInfo,
-    InitOutcomeUnknown,
-    PollPolicy,
-    PostInfo,
-    PublishFailed,
-    PublishStatus,
-    RateLimitExceeded,
-    ServerError,
-    SourceInfo,
-    TikTokClient,
-    TransportError,
-    UploadError,
-    apply_creator_rules,
-    plan_chunks,
-    publish_failed,
-)
-from tiktok_pipeline.errors import PipelineError
+from publishing.services import Services
+from publishing.sources import FetchedSource, fetch_source, sha256_of
+from tasks import runtime
+from tasks.policy import retry_options
+from tiktok import PublishStatus
 from transcode import MediaInfo, Policy, make_tiktok_ready
 
-#: Times an init refused with 429 (nothing created) is tried again inside the task.
-_INIT_RATE_LIMIT_TRIES = 3
-#: TikTok's upload URLs live one hour: an upload older than that can no longer complete.
-UPLOAD_URL_LIFETIME = timedelta(hours=1)
-#: Kept media stays this long after its post's upload URL expired (clock skew, a last chunk in flight).
-KEPT_MEDIA_MARGIN = timedelta(hours=1)
-
-
-class CreatorCheck(BaseModel):
-    """What creator_info allowed for one account, fetched fresh for this post."""
-
-    account: str
-    open_id: str
-    nickname: str | None
-    username: str | None
-    max_duration_s: int | None
-    post_info: dict[str, Any] | None  # the PostInfo that will be sent (direct posts)
-    notes: list[str] = []
-
-
-class PreparedMedia(BaseModel):
-    path: str
-    size: int
-    sha256: str
-    duration: float
-    path_taken: str  # remux / audio-only / transcode, or "kept" (an earlier run's, see `plan_media`)
-    seconds: float
-
-
-class MediaPlan(BaseModel):
-    """Which accounts of a run need this run's transcode, and which resume with media an earlier run
-    kept; the others (posted, failed after init, a hold draft) need none."""
-
-    kept: dict[str, PreparedMedia] = {}
-    needed: list[str] = []
-
-
-class StepFailure(BaseModel):
-    """Why a step stopped an account's post before TikTok was asked (recorded by `record_failures`)."""
-
-    step: str  # preflight, ingest, check-creator, transcode
-    code: str
-    message: str
-    kind: str = "final"
-    #: False when the ledger itself is unreachable: recording would only wait for it again.
-    recordable: bool = True
-
-    @classmethod
-    def of(cls, step: str, exc: BaseException) -> StepFailure:
-        detail = getattr(exc, "detail", None)
-        unreachable = isinstance(exc, DatabaseUnavailable) or (isinstance(detail, dict) and detail.get("ledger_unreachable"))
-        return cls(step=step, code=str(getattr(exc, "code", None) or type(exc).__name__), message=str(exc),
-                   kind=getattr(exc, "kind", "final"), recordable=not unreachable)
-
-
-class PreflightFailed(PipelineError):
-    """Something every post of the run needs is missing (named in the message); final."""
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
+__all__ = [
+    "KEPT_MEDIA_MARGIN",
+    "UPLOAD_URL_LIFETIME",
+    "CreatorCheck",
+    "InitRecord",
+    "MediaPlan",
+    "PreflightFailed",
+    "PreparedMedia",
+    "StepFailure",
+    "check_creator",
+    "ingest",
+    "init_post",
+    "initializer_still_running",
+    "interrupted_result",
+    "kept_media_in_use",
+    "log_results",
+    "plan_media",
+    "poll_status",
+    "preflight",
+    "prepare_media",
+    "record_failures",
+    "record_status",
+    "report_results",
+    "result_of",
+    "stored_request_of",
+    "unrecorded_failure",
+    "upload",
+]
 
 
 def _artifact_key(*parts: str) -> str:
@@ -161,18 +93,22 @@ def _log_attempt(what: str) -> None:
                                  context.task_run.run_count - 1)
 
 
-def _post_info(request: PublishRequest) -> PostInfo:
-    return PostInfo(
-        title=request.caption,
-        privacy_level=request.privacy_level,
-        disable_comment=request.disable_comment,
-        disable_duet=request.disable_duet,
-        disable_stitch=request.disable_stitch,
-        video_cover_timestamp_ms=request.cover_timestamp_ms,
-        brand_content_toggle=request.brand_content_toggle,
-        brand_organic_toggle=request.brand_organic_toggle,
-        is_aigc=request.is_aigc,
-    )
+class ArtifactProgress:
+    """`posting.Progress` as a Prefect progress artifact of the current task run."""
+
+    def __init__(self) -> None:
+        self.id: Any = None
+
+    def start(self, description: str) -> None:
+        self.id = create_progress_artifact(progress=0.0, description=description)
+
+    def update(self, percent: float, description: str | None = None) -> None:
+        if self.id is None:
+            return
+        if description is None:
+            update_progress_artifact(self.id, progress=percent)
+        else:
+            update_progress_artifact(self.id, progress=percent, description=description)
 
 
 # --- before any post: what the run needs -----------------------------------------------------------
@@ -188,35 +124,7 @@ def preflight(request: PublishRequest) -> dict[str, StepFailure]:
     others carry on without them.
     """
     _log_attempt("preflight")
-    current = _context.settings()
-    problems: list[str] = []
-    if request.source.startswith("s3://") and not has_aws_credentials(current):
-        problems.append(str(credentials_missing(request.source)))
-    if _context.encryption_key(current) is None:
-        problems.append(str(_context.encryption_key_missing()))
-    unreachable: DatabaseUnavailable | None = None
-    try:
-        _context.ledger(current).current_revision()
-    except DatabaseUnavailable as exc:
-        unreachable = exc
-    except PipelineError as exc:  # e.g. a key that is not a Fernet key
-        problems.append(str(exc))
-    if problems:
-        if unreachable:
-            problems.append(str(unreachable))
-        raise PreflightFailed("; ".join(problems), detail={"problems": problems, "ledger_unreachable": bool(unreachable)})
-    if unreachable:
-        raise unreachable  # retryable: Prefect tries again with backoff
-    unknown = {}
-    for name in request.accounts:
-        try:
-            _context.ledger(current).get_account(name)
-        except AccountNotFound as exc:  # its message names the fix: `tiktok-pipeline accounts connect NAME`
-            unknown[name] = StepFailure.of("preflight", exc)
-    get_run_logger().info("preflight: ledger reachable, encryption key present%s%s",
-                          ", AWS credentials found" if request.source.startswith("s3://") else "",
-                          f"; not connected: {', '.join(unknown)}" if unknown else "")
-    return unknown
+    return posting.preflight(runtime.services(), request, get_run_logger())
 
 
 @task(name="ingest", **retry_options())
@@ -224,9 +132,9 @@ def ingest(source: str, work_dir: str, max_bytes: int) -> FetchedSource:
     """Copy the source into the run's working directory (HEAD first for S3; size checked first)."""
     _log_attempt(f"ingest {source}")
     started = time.monotonic()
-    fetched = fetch_source(source, Path(work_dir), _context.settings(), max_bytes=max_bytes)
-    get_run_logger().info("fetched %s: %d bytes (%s) in %.1f s, sha256 %s…", fetched.uri, fetched.size, _mb(fetched.size),
-                          time.monotonic() - started, fetched.sha256[:12])
+    fetched = fetch_source(source, Path(work_dir), runtime.settings(), max_bytes=max_bytes)
+    get_run_logger().info("fetched %s: %d bytes (%s) in %.1f s, sha256 %s…", fetched.uri, fetched.size,
+                          megabytes(fetched.size), time.monotonic() - started, fetched.sha256[:12])
     return fetched
 
 
@@ -234,37 +142,8 @@ def ingest(source: str, work_dir: str, max_bytes: int) -> FetchedSource:
 def check_creator(account_name: str, request: PublishRequest) -> CreatorCheck:
     """Fresh token + creator_info; stop now if this creator cannot take this post."""
     _log_attempt(f"creator check of {account_name}")
-    current = _context.settings()
-    account = _context.ledger(current).get_account(account_name)
-    if request.mode is PostMode.inbox and "video.publish" not in account.scopes:
-        # Inbox-only apps (video.upload) cannot read creator_info; the nickname comes from user info.
-        user = _context.with_client(current, account_name, lambda c: c.user_info())
-        check = CreatorCheck(account=account_name, open_id=account.open_id, nickname=user.display_name,
-                             username=user.username, max_duration_s=None, post_info=None)
-    else:
-        creator: CreatorInfo = _context.with_client(current, account_name, lambda c: c.creator_info())
-        get_run_logger().info("creator_info of %s: %s (@%s), privacy options %s, longest video %s s", account_name,
-                              creator.creator_nickname, creator.creator_username,
-                              ", ".join(creator.privacy_level_options) or "none", creator.max_video_post_duration_sec)
-        checked = apply_creator_rules(_post_info(request), creator) if request.privacy_level else None
-        check = CreatorCheck(
-            account=account_name,
-            open_id=account.open_id,
-            nickname=creator.creator_nickname,
-            username=creator.creator_username,
-            max_duration_s=creator.max_video_post_duration_sec,
-            post_info=checked.post_info.model_dump(mode="json") if checked else None,
-            notes=checked.notes if checked else [],
-        )
-    lines = [f"# Posting as {check.nickname or account_name}", "", f"- account: `{account_name}` (@{check.username or '?'})"]
-    if check.max_duration_s:
-        lines.append(f"- longest video allowed: {check.max_duration_s} s")
-    if check.post_info:
-        lines.append(f"- privacy: {check.post_info['privacy_level']}")
-    lines += [f"- {note}" for note in check.notes]
-    lines.append("\nBy posting, you agree to TikTok's Music Usage Confirmation"
-                 + (" and Branded Content Policy." if request.brand_content_toggle else "."))
-    create_markdown_artifact(markdown="\n".join(lines), key=_artifact_key("creator", account_name),
+    check = posting.check_creator(runtime.services(), account_name, request, get_run_logger())
+    create_markdown_artifact(markdown=posting.creator_markdown(check, request), key=_artifact_key("creator", account_name),
                              description=f"Posting as {check.nickname or account_name}")
     return check
 
@@ -276,7 +155,8 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
     started = time.monotonic()
     policy = Policy(fit=request.fit, max_duration=max_duration_s, on_too_long=request.on_too_long, max_bytes=max_bytes)
     name = Path(source_path).name
-    what = f"{name} ({_mb(Path(source_path).stat().st_size)}) to 1080x1920 H.264/AAC, fit {request.fit}, at most {max_duration_s:g} s"
+    what = (f"{name} ({megabytes(Path(source_path).stat().st_size)}) to 1080x1920 H.264/AAC, fit {request.fit}, "
+            f"at most {max_duration_s:g} s")
     progress_id = create_progress_artifact(progress=0.0, description=f"Transcoding {what}")
     last = [0.0]
 
@@ -291,17 +171,10 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
     info: MediaInfo = result.output
     how = "; ".join(result.reasons) or "already compliant"
     update_progress_artifact(progress_id, progress=100.0, description=(
-        f"{name}: {result.path.value} in {result.elapsed:.1f} s → {_mb(info.size)}, {info.duration or 0:.1f} s ({how})"))
-    get_run_logger().info("media ready by %s in %.1f s: %s, %s", result.path.value, result.elapsed, _mb(info.size), how)
+        f"{name}: {result.path.value} in {result.elapsed:.1f} s → {megabytes(info.size)}, {info.duration or 0:.1f} s ({how})"))
+    get_run_logger().info("media ready by %s in %.1f s: %s, %s", result.path.value, result.elapsed, megabytes(info.size), how)
     return PreparedMedia(path=str(out), size=info.size, sha256=sha256_of(out), duration=info.duration or 0.0,
                          path_taken=result.path.value, seconds=time.monotonic() - started)
-
-
-def _needs_media(post: Post) -> bool:
-    """Whether `init_post` would prepare or announce media for this existing post (the same rules)."""
-    if post.state is PostState.failed and post.publish_id is None:
-        return True  # tried again from the start
-    return post.state in BEFORE_INIT_STATES and post.mode is not PostMode.hold
 
 
 @task(name="find-kept-media", cache_policy=NO_CACHE, **retry_options())
@@ -310,172 +183,15 @@ def plan_media(request: PublishRequest, accounts: list[str], source: FetchedSour
     """Before transcoding: which posts of this request an earlier run initialized, with media kept
     here (they resume with it: transcoding again would not give the same bytes), and which accounts
     need this run's transcode."""
-    logger = get_run_logger()
-    current = _context.settings()
-    book = _context.ledger(current)
-    plan = MediaPlan()
-    for name in accounts:
-        key = (post_keys or {}).get(name) or post_idempotency_key(request, name, source.sha256)
-        try:
-            post = book.get_post_by_idempotency_key(key)
-        except PostNotFound:
-            plan.needed.append(name)
-            continue
-        if post.state is not PostState.initialized:
-            if _needs_media(post):
-                plan.needed.append(name)
-            continue
-        record = init_record(post.id)
-        kept = record.kept_file(current) if record else None
-        if record is None or kept is None:
-            where = kept_media_path(current, record.sha256) if record and record.sha256 else "the data dir"
-            logger.warning("%s: post %d (%s) was initialized by an earlier run, but the media it announced is not in %s "
-                           "on this worker: transcoding, then asking TikTok what it holds", name, post.id, post.publish_id, where)
-            plan.needed.append(name)
-            continue
-        plan.kept[name] = PreparedMedia(path=str(kept), size=record.size, sha256=record.sha256, duration=record.duration,
-                                        path_taken="kept", seconds=0.0)
-        logger.info("%s: post %d (%s) was initialized by an earlier run; its upload resumes with the media kept at init, "
-                    "%s (%s, sha256 %s…): not transcoded again", name, post.id, post.publish_id, kept, _mb(record.size),
-                    record.sha256[:12])
-    if not plan.needed:
-        logger.info("every post of this request already has its media: nothing to transcode")
-    return plan
-
-
-# --- results from ledger rows ----------------------------------------------------------------------
-
-
-def _result(post: Post, nickname: str | None, *, reused: bool = False) -> PublishResult:
-    """The first result of an account's chain, made from its ledger row."""
-    return _refresh(PublishResult(account=post.account_name, state=post.state, nickname=nickname, reused=reused), post)
-
-
-def result_of(post: Post) -> PublishResult:
-    """A post's PublishResult as the ledger has it (for posts settled outside a publish run)."""
-    return _refresh(PublishResult(account=post.account_name, state=post.state), post)
-
-
-def _refresh(result: PublishResult, post: Post, step: str | None = None, started: float | None = None) -> PublishResult:
-    """`result` brought up to date with the ledger row, plus the timing of the step just done."""
-    timings = list(result.timings)
-    if step and started is not None:
-        timings.append(StepTiming(step=step, seconds=round(time.monotonic() - started, 3)))
-    return result.model_copy(update={
-        "state": post.state,
-        "mode": post.mode,
-        "post_id": post.id,
-        "idempotency_key": post.idempotency_key,
-        "publish_id": post.publish_id,
-        "privacy_level": post.privacy_level,
-        "share_url": post.share_url,
-        "post_ids": [int(p) for p in post.post_ids if str(p).isdigit()],
-        "error_code": post.error_code,
-        "error_message": post.error_message,
-        "timings": timings,
-    })
-
-
-def unrecorded_failure(account: str, mode: PostMode, exc: BaseException | StepFailure) -> PublishResult:
-    """A failed result with no ledger row (the account is not connected, or the ledger refused the write)."""
-    failure = exc if isinstance(exc, StepFailure) else StepFailure.of("publish", exc)
-    return PublishResult(account=account, state=PostState.failed, mode=mode, error_code=failure.code,
-                         error_message=failure.message)
-
-
-def _fail(post: Post, exc: BaseException, *, state: PostState = PostState.failed) -> Post:
-    code = getattr(exc, "code", None) or type(exc).__name__
-    return _context.ledger().transition(post, state, message=str(exc), error_code=str(code), error_message=str(exc),
-                                        data={"kind": getattr(exc, "kind", "final")})
+    return posting.plan_media(runtime.services(), request, accounts, source, post_keys, get_run_logger())
 
 
 # --- the ledger row of a post ----------------------------------------------------------------------
 
 
-def open_post(request: PublishRequest, account: str, source: FetchedSource, post_key: str | None,
-              check: CreatorCheck | None = None) -> tuple[Post, bool]:
-    """The ledger row for this account and request: (post, created)."""
-    key = post_key or post_idempotency_key(request, account, source.sha256)
-    options = {
-        "request": request_json(request),
-        "post_info": check.post_info if check else None,
-        "notes": check.notes if check else [],
-        "source_etag": source.etag,
-    }
-    post, created = _context.ledger().create_or_get_post(
-        key, account_name=account, source_uri=source.uri, content_sha256=source.sha256,
-        caption=request.caption, options=options, mode=request.mode,
-    )
-    if post_key is None:
-        _supersede_unfetched(request, account, post)
-    return post, created
-
-
-def _supersede_unfetched(request: PublishRequest, account: str, post: Post) -> None:
-    """Close the record of an earlier run of this request that could not fetch the source: the
-    source is fetched now, and `post` carries the request on (its audit trail says so)."""
-    book = _context.ledger()
-    try:
-        earlier = book.get_post_by_idempotency_key(unfetched_idempotency_key(request, account))
-    except PostNotFound:
-        return
-    if earlier.state is PostState.failed and earlier.publish_id is None:
-        earlier = book.retry_before_init(earlier, f"the source was fetched on a later run: continued as post {post.id}")
-        book.transition(earlier, PostState.discarded, message=f"superseded by post {post.id}",
-                        data={"superseded_by": post.id})
-
-
-def stored_request_of(post: Post) -> dict[str, Any]:
+def stored_request_of(post: Post, services: Services | None = None) -> dict[str, Any]:
     """The request (JSON, without accounts) of the post's latest attempt, as the ledger stored it."""
-    return stored_request(post.options, _context.ledger().post_events(post.id))
-
-
-def _try_again(post: Post, request: PublishRequest) -> Post:
-    """A post that failed before TikTok's init goes back to queued for this attempt; when this
-    attempt's request differs from the stored one (a fix), the audit trail keeps the new one."""
-    book = _context.ledger()
-    post = book.retry_before_init(post, f"tried again after: {post.error_message}")
-    wanted = request_json(request)
-    if stored_request_of(post) != wanted:
-        post = book.note(post, "request", "this attempt's request differs from the stored one", data={"request": wanted})
-    return post
-
-
-def _post_for_failure(request: PublishRequest, account: str, source: FetchedSource | None,
-                      post_key: str | None) -> tuple[Post, bool]:
-    book = _context.ledger()
-    if post_key:
-        return book.get_post_by_idempotency_key(post_key), False
-    if source is None:  # never fetched: no content hash, so the key is the request's own
-        post, created = book.create_or_get_post(
-            unfetched_idempotency_key(request, account), account_name=account, source_uri=request.source,
-            content_sha256="", caption=request.caption, options={"request": request_json(request)}, mode=request.mode,
-        )
-        return post, created
-    return open_post(request, account, source, None)
-
-
-def record_failure(request: PublishRequest, account: str, failure: StepFailure, source: FetchedSource | None,
-                   post_key: str | None = None, nickname: str | None = None) -> PublishResult:
-    """Record in the ledger that `failure` stopped this account's post before TikTok was asked.
-
-    The same request run again finds the same row and tries again (a retry event, then the new
-    outcome); a post that already went further (published by an earlier run, a hold draft) is
-    returned as it is, as for any repeated request.
-    """
-    if failure.code == AccountNotFound.__name__:
-        return unrecorded_failure(account, request.mode, failure)  # no account row to record it under
-    book = _context.ledger()
-    post, created = _post_for_failure(request, account, source, post_key)
-    if not created:
-        if post.state is PostState.failed and post.publish_id is None:
-            post = _try_again(post, request)
-        elif post.state not in BEFORE_INIT_STATES or (post.mode is PostMode.hold and post_key is None):
-            return _result(post, nickname, reused=True)
-    post = book.transition(post, PostState.failed, message=f"{failure.step} failed: {failure.message}",
-                           error_code=failure.code, error_message=failure.message,
-                           data={"kind": failure.kind, "step": failure.step})
-    return _result(post, nickname)
+    return posting.stored_request_of(services or runtime.services(), post)
 
 
 @task(name="record-failures", cache_policy=NO_CACHE, **retry_options())
@@ -483,47 +199,24 @@ def record_failures(request: PublishRequest, failures: dict[str, StepFailure], s
                     post_keys: dict[str, str] | None = None, nicknames: dict[str, str | None] | None = None,
                     ) -> dict[str, PublishResult]:
     """Every account in `failures` gets a failed post in the ledger (and its result), so the
-    history (`tiktok-pipeline posts list --status failed`) holds every post that was asked for."""
-    logger = get_run_logger()
-    results: dict[str, PublishResult] = {}
-    for account, failure in failures.items():
-        try:
-            result = record_failure(request, account, failure, source, (post_keys or {}).get(account),
-                                    (nicknames or {}).get(account))
-        except DatabaseUnavailable:
-            raise  # retried; posts recorded so far are found again by their keys
-        except PipelineError as exc:  # e.g. the key belongs to another video: keep the reason, say why unrecorded
-            logger.warning("%s: the failure could not be recorded in the ledger: %s", account, exc)
-            result = unrecorded_failure(account, request.mode, failure)
-        if result.post_id is None:
-            logger.error("%s: %s failed: %s (not in the ledger)", account, failure.step, failure.message)
-        else:
-            logger.error("%s: %s failed: %s (post %d)", account, failure.step, failure.message, result.post_id)
-        results[account] = result
-    return results
+    history (`tiktok-pipeline posts list --status failed`) holds every post that was asked for.
+    An unreachable ledger is retried; posts recorded so far are found again by their keys."""
+    return posting.record_failures(runtime.services(), request, failures, source, post_keys, nicknames, get_run_logger())
 
 
 # --- init, upload, poll ----------------------------------------------------------------------------
 
 
-def _defer(request: PublishRequest, post: Post, check: CreatorCheck, exc: DailyCapReached) -> PublishResult | None:
-    """Schedule this account's post for the creator's next free slot; None when that is impossible."""
-    from flows.scheduling import schedule_deferred  # the flow layer owns deployments
+def _schedule_deferred(post_id: int, when: datetime) -> ScheduledRun | None:
+    """`posting.Schedule`: a publish-deferred-post run for the post at its next free slot."""
+    from tasks.scheduling import schedule_deferred
 
-    if request.cap_policy is not CapPolicy.defer or exc.next_slot_at is None:
-        return None
     try:
-        run = schedule_deferred(post.id, exc.next_slot_at)
+        run = schedule_deferred(post_id, when)
     except ObjectNotFound:  # no publish-deferred-post deployment on this server: nothing can run it later
-        get_run_logger().warning("cannot defer post %d: the publish-deferred-post deployment does not exist", post.id)
+        get_run_logger().warning("cannot defer post %d: the publish-deferred-post deployment does not exist", post_id)
         return None
-    post = _context.ledger().note(post, "deferred", f"daily cap reached; deferred to {exc.next_slot_at:%Y-%m-%d %H:%M} UTC",
-                                  data={"flow_run_id": str(run.id), "scheduled_for": exc.next_slot_at.isoformat(),
-                                        "request": request_json(request)})
-    get_run_logger().info("post %d deferred to %s UTC as flow run %s (%s)", post.id, f"{exc.next_slot_at:%Y-%m-%d %H:%M}",
-                          run.name, run.id)
-    return _result(post, check.nickname).model_copy(update={"scheduled_for": exc.next_slot_at, "flow_run_id": str(run.id),
-                                                            "error_message": str(exc), "error_code": "DailyCapReached"})
+    return ScheduledRun(id=str(run.id), name=run.name)
 
 
 def _flow_run_id() -> str | None:
@@ -531,193 +224,11 @@ def _flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def _call_init(request: PublishRequest, post: Post, check: CreatorCheck, media: PreparedMedia) -> Post:
-    """Ask TikTok for a publish_id, each attempt recorded before it is sent and the publish_id as soon
-    as it arrives; an attempt whose outcome is unknown is never repeated."""
-    logger = get_run_logger()
-    book = _context.ledger()
-    current = _context.settings()
-    chunk_size = current.chunk_size
-    plan = plan_chunks(media.size, chunk_size)
-    source_info = SourceInfo.file_upload(plan)
-    post_info = PostInfo.model_validate(check.post_info) if check.post_info else None
-    try:  # before TikTok hears of these bytes: the upload, and any resume of it, sends this file
-        kept = keep_media(current, Path(media.path), media.sha256)
-    except KeptMediaUnwritable as exc:
-        return _fail(post, exc)
-
-    def init(client: TikTokClient):
-        if request.mode is PostMode.inbox:
-            return client.init_inbox_video(source_info)
-        return client.init_video(post_info, source_info)
-
-    for attempt in range(1, _INIT_RATE_LIMIT_TRIES + 1):
-        kind = "inbox upload" if request.mode is PostMode.inbox else f"direct post ({post_info.privacy_level})"
-        book.note(post, "init_attempt", f"init attempt {attempt}: asking TikTok for a publish_id ({kind})",
-                  data={"attempt": attempt, "video_size": media.size, "chunk_size": chunk_size,
-                        "chunks": plan.total_chunk_count, "media_sha256": media.sha256})
-        logger.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt, kind, _mb(media.size),
-                    plan.total_chunk_count)
-        try:
-            answer = _context.with_client(_context.settings(), check.account, init)
-            break
-        except RateLimitExceeded as exc:  # refused before anything was created: safe to ask again
-            if attempt == _INIT_RATE_LIMIT_TRIES:
-                return _fail(post, exc)
-            logger.warning("post %d: init refused (rate limit), attempt %d of %d; waiting %.0f s", post.id, attempt,
-                           _INIT_RATE_LIMIT_TRIES, exc.retry_after or 10.0)
-            time.sleep(exc.retry_after or 10.0)
-        except (InitOutcomeUnknown, ServerError) as exc:
-            # The request may have created a post: never initialize again on our own.
-            logger.error("init outcome unknown for post %d: marked unconfirmed, not retried", post.id)
-            return _fail(post, exc, state=PostState.unconfirmed)
-        except TransportError as exc:  # not delivered at all: nothing exists on TikTok's side
-            if attempt == _INIT_RATE_LIMIT_TRIES:
-                return _fail(post, exc)
-            logger.warning("post %d: init not delivered (%s), attempt %d of %d", post.id, exc, attempt, _INIT_RATE_LIMIT_TRIES)
-        except PipelineError as exc:
-            return _fail(post, exc)
-    try:
-        post = book.transition(
-            post, PostState.initialized, publish_id=answer.publish_id,
-            privacy_level=post_info.privacy_level.value if post_info else None,
-            message=f"initialized as {answer.publish_id}",
-            data={"upload_url": answer.upload_url, "chunk_size": chunk_size, "chunks": plan.total_chunk_count,
-                  "media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
-                  "kept_media": str(kept), "flow_run_id": _flow_run_id()},
-        )
-    except PipelineError:
-        # TikTok holds a post the ledger does not know: the run log is the record until someone reconciles it.
-        logger.error("post %d: TikTok answered publish_id %s but the ledger could not record it; do not post this "
-                     "request again before `tiktok-pipeline posts show %d` is checked", post.id, answer.publish_id, post.id)
-        raise
-    logger.info("post %d: publish_id %s recorded", post.id, answer.publish_id)
-    return post
-
-
-@task(name="init-post", retries=0)
-def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia | None,
-              post_key: str | None = None) -> PublishResult:
-    """Reserve a daily slot, keep the media, call init and persist the publish_id before any byte is uploaded.
-
-    Never retried: an init whose answer was lost may have created the post, so it becomes
-    `unconfirmed` (reconciled later) instead of being sent twice. A post that exists but never
-    reached TikTok (deferred, released from hold, interrupted before init) carries on; one an
-    earlier run initialized resumes with the media kept at its init (`media` is None for posts
-    that need none: posted, failed after init, hold drafts).
-    """
-    logger = get_run_logger()
-    started = time.monotonic()
-    book = _context.ledger()
-    post, created = open_post(request, check.account, source, post_key, check)
-    if not created and post.state is PostState.failed and post.publish_id is None:
-        post = _try_again(post, request)
-    if not created and post.state is PostState.initialized:
-        if (resumed := _resume_initialized(post, check, media)) is not None:
-            return resumed
-        post = book.get_post(post.id)  # its publish_id was given up: initialized anew below
-    elif not created and (post.state not in BEFORE_INIT_STATES or post.mode is PostMode.hold):
-        logger.info("idempotency key %s already used by post %d (%s): nothing sent", post.idempotency_key, post.id, post.state)
-        return _result(post, check.nickname, reused=True)
-    if media is None:  # plan_media gave this account no media, yet its post needs some: say so, send nothing
-        return _result(post, check.nickname).model_copy(update={"error_code": "MediaMissing", "error_message": (
-            f"post {post.id} ({post.state}) needs prepared media and this run has none for it; run the request again")})
-    try:
-        if post.state is PostState.queued:
-            post = book.transition(post, PostState.media_ready, message=f"media ready ({media.path_taken})",
-                                   data={"media_sha256": media.sha256, "media_size": media.size, "duration": media.duration})
-        if request.mode is PostMode.hold:
-            logger.info("held as draft post %d: nothing sent to TikTok", post.id)
-            return _result(post, check.nickname)
-        post = book.reserve_slot(post)
-    except DailyCapReached as exc:
-        return _defer(request, post, check, exc) or _result(_fail(post, exc), check.nickname)
-    except PipelineError as exc:  # e.g. the account needs reconnecting: the post fails before TikTok
-        return _result(_fail(post, exc), check.nickname)
-    post = _call_init(request, post, check, media)
-    return _refresh(_result(post, check.nickname), post, "init", started)
-
-
-class InitRecord(BaseModel):
-    """What the post's latest init announced to TikTok, as its ledger event recorded it."""
-
-    at: datetime
-    publish_id: str | None
-    upload_url: str | None
-    chunk_size: int
-    size: int
-    sha256: str
-    duration: float = 0.0
-    flow_run_id: str | None = None  # the run that initialized it (not recorded before kept media)
-
-    def kept_file(self, settings: Any) -> Path | None:
-        """The kept file with the announced bytes (by name and size: `upload` checks the hash), if here."""
-        path = kept_media_path(settings, self.sha256)
-        return path if path.is_file() and path.stat().st_size == self.size else None
-
-    def url_expired(self, now: datetime, margin: timedelta = timedelta(0)) -> bool:
-        return now - self.at > UPLOAD_URL_LIFETIME + margin
-
-
-def init_record(post_id: int) -> InitRecord | None:
-    """The post's latest `initialized` event as an InitRecord; None when it has none (or a foreign one)."""
-    for event in reversed(_context.ledger().post_events(post_id)):
-        if event.to_state is PostState.initialized and event.data:
-            data = event.data
-            if not data.get("media_sha256") or not data.get("chunk_size"):
-                return None
-            return InitRecord(at=event.at, publish_id=data.get("publish_id"), upload_url=data.get("upload_url"),
-                              chunk_size=int(data["chunk_size"]), size=int(data["media_size"]),
-                              sha256=str(data["media_sha256"]), duration=float(data.get("media_duration") or 0.0),
-                              flow_run_id=data.get("flow_run_id"))
-    return None
-
-
-def kept_media_in_use() -> set[str]:
-    """Content hashes of the kept media a post may still send bytes from: initialized posts whose
-    upload URL has not long expired. Any other post (uploaded, published, in the inbox, failed,
-    discarded...) needs its media no more."""
-    book = _context.ledger()
-    now = book.now()
-    needed = set()
-    for post in book.list_posts(states=[PostState.initialized]):
-        record = init_record(post.id)
-        if record is not None and not record.url_expired(now, KEPT_MEDIA_MARGIN):
-            needed.add(record.sha256)
-    return needed
-
-
-def _announced_file(record: InitRecord, media: PreparedMedia | None) -> Path | None:
-    """A file holding exactly the bytes this post's init announced: the kept one, or this run's media
-    when it has the same hash (then kept for the next run too); None when neither is here."""
-    current = _context.settings()
-    if (kept := record.kept_file(current)) is not None:
-        kept.touch()  # in use: the sweep's grace counts from its last use
-        return kept
-    if media is not None and media.sha256 == record.sha256 and Path(media.path).is_file():
-        return keep_media(current, Path(media.path), media.sha256)
-    return None
-
-
-def _missing_media(post: Post, record: InitRecord, held: int | None) -> KeptMediaMissing:
-    where = kept_media_path(_context.settings(), record.sha256)
-    holds = f"TikTok already holds {held} of its {record.size} bytes" if held else "TikTok's upload may hold some of its bytes"
-    return KeptMediaMissing(
-        f"post {post.id} ({post.publish_id}): the media its init announced to TikTok ({record.size} bytes, sha256 "
-        f"{record.sha256[:12]}…) is not in {where} on this worker, and {holds}: only those very bytes may complete "
-        "the upload, and no other publish_id may receive this post's bytes, so it cannot be finished here. The run "
-        "that initialized it kept the file under its own data dir: share TIKTOK_PIPELINE_DATA_DIR between workers "
-        "(one volume mounted by all), so any worker resumes it. To publish this video now, post it again with a new "
-        "idempotency_key.",
-        detail={"post_id": post.id, "publish_id": post.publish_id, "media_sha256": record.sha256,
-                "media_size": record.size, "kept_media": str(where), "uploaded_bytes": held},
-    )
-
-
-def _initializer_still_running(record: InitRecord) -> str | None:
-    """The flow run that initialized the post when it may still be sending bytes (it is not over and
-    the upload URL still works); None when nobody can send the post a byte any more."""
-    if record.url_expired(_context.ledger().now()):
+def initializer_still_running(record: InitRecord) -> str | None:
+    """`posting.StillRunning` asking the Prefect API: the flow run that initialized the post when it may
+    still be sending bytes (it is not over and the upload URL still works); None when nobody can send
+    the post a byte any more."""
+    if record.url_expired(runtime.services().ledger.now()):
         return None  # TikTok refuses every byte to an expired upload URL
     if not record.flow_run_id:
         return "the run that initialized it"  # recorded before runs were: assume the worst until the URL expires
@@ -735,178 +246,52 @@ def _initializer_still_running(record: InitRecord) -> str | None:
     return f"flow run {run.name} ({record.flow_run_id}, {run.state.name if run.state else 'Pending'})"
 
 
-def _resume_initialized(post: Post, check: CreatorCheck, media: PreparedMedia | None) -> PublishResult | None:
-    """An earlier run initialized this post: its result when it resumes (or is settled here); None
-    when its publish_id was given up and a fresh init must follow (see the module docstring)."""
-    logger = get_run_logger()
-    book = _context.ledger()
-    record = init_record(post.id)
-    if record is not None and (path := _announced_file(record, media)) is not None:
-        logger.info("post %d: %s was initialized by an earlier run; its upload resumes with the media announced at "
-                    "init, %s", post.id, post.publish_id, path)
-        return _result(post, check.nickname)
-    if record is None:  # no record of what init announced: nothing can be matched against it
-        return _result(_fail(post, UploadError(f"post {post.id}: its init event does not say which media it announced; "
-                                               "post it again with a new idempotency_key")), check.nickname)
-    try:
-        status = _context.with_client(_context.settings(), post.account_name, lambda c: c.fetch_status(post.publish_id))
-    except PipelineError as exc:  # the post stays as it is: the next run asks again
-        logger.error("post %d: its media is not on this worker and TikTok's status of %s could not be read: %s",
-                     post.id, post.publish_id, exc)
-        return _result(post, check.nickname).model_copy(update={"error_code": type(exc).__name__, "error_message": (
-            f"the media announced for {post.publish_id} is not on this worker and TikTok's status could not be "
-            f"read ({exc}); run the same request again")})
-    held = status.uploaded_bytes
-    logger.warning("post %d: the media announced for %s is not on this worker; TikTok reports %s, %s of %d bytes "
-                   "received", post.id, post.publish_id, status.status, "?" if held is None else held, record.size)
-    if status.status == "FAILED":
-        return _result(_fail(post, publish_failed(status)), check.nickname)
-    if status.status in ("PUBLISH_COMPLETE", "SEND_TO_USER_INBOX") or (held or 0) >= record.size:
-        post = book.transition(post, PostState.uploaded, message=f"TikTok holds all {record.size} bytes of "
-                               f"{post.publish_id}: nothing left to upload (its media is not on this worker)")
-        return _result(post, check.nickname)
-    if (owner := _initializer_still_running(record)) is not None:
-        message = (f"post {post.id} ({post.publish_id}) was initialized by {owner}, which may still be uploading it, "
-                   "and its media is not on this worker: this run leaves the upload to it")
-        logger.warning(message)
-        return _result(post, check.nickname).model_copy(update={"error_code": "UploadInProgressElsewhere",
-                                                                "error_message": message})
-    if held == 0 and media is not None:
-        # Nobody can send this publish_id a byte any more and it holds none: giving it up keeps
-        # "exactly one publish_id per post ever receives bytes" (TikTok expires it unpublished).
-        book.abandon_publish_id(post, post.publish_id, (
-            f"the media announced for {post.publish_id} is not on this worker and TikTok holds no byte of it: "
-            "initialized again with this run's media"), data={"uploaded_bytes": 0, "media_sha256": record.sha256})
-        logger.warning("post %d: gave up publish_id %s (it received no byte, its media is gone); initializing anew",
-                       post.id, post.publish_id)
-        return None
-    return _result(_fail(post, _missing_media(post, record, held)), check.nickname)
+@task(name="init-post", retries=0)
+def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia | None,
+              post_key: str | None = None) -> PublishResult:
+    """Reserve a daily slot, keep the media, call init and persist the publish_id before any byte is uploaded.
+
+    Never retried: an init whose answer was lost may have created the post, so it becomes
+    `unconfirmed` (reconciled later) instead of being sent twice. A post that exists but never
+    reached TikTok (deferred, released from hold, interrupted before init) carries on; one an
+    earlier run initialized resumes with the media kept at its init (`media` is None for posts
+    that need none: posted, failed after init, hold drafts).
+    """
+    return posting.init_post(runtime.services(), request, check, source, media, post_key, flow_run_id=_flow_run_id(),
+                             still_running=initializer_still_running, schedule=_schedule_deferred,
+                             log=get_run_logger())
 
 
 @task(name="upload", **retry_options())
 def upload(result: PublishResult, media: PreparedMedia | None) -> PublishResult:
     """Send the media init announced (the kept file) in chunks; a retry, or a re-run of the request,
     resumes where TikTok's upload host says it is, with the very same bytes."""
-    logger = get_run_logger()
-    started = time.monotonic()
-    book = _context.ledger()
-    if result.post_id is None:
-        return result
-    post = book.get_post(result.post_id)
-    if post.state is not PostState.initialized:
-        return result
-    _log_attempt(f"upload of post {post.id} ({post.publish_id})")
-    record = init_record(post.id)
-    if record is None or record.upload_url is None:
-        return _refresh(result, _fail(post, UploadError(f"post {post.id}: its init event does not say which media and "
-                                                        "upload URL it announced; post it again with a new idempotency_key")))
-    path = _announced_file(record, media)
-    if path is None:  # init_post left the post as it is (another run may upload it): so does the upload
-        return result if result.error_message else result.model_copy(update={
-            "error_code": KeptMediaMissing.__name__, "error_message": (
-                f"post {post.id} ({post.publish_id}): the media its init announced is no longer in "
-                f"{kept_media_path(_context.settings(), record.sha256)}; nothing was sent. Run the same request again: "
-                "it asks TikTok what it holds and resumes, re-initializes or fails the post for good")})
-    if (actual := sha256_of(path)) != record.sha256:
-        return _refresh(result, _fail(post, KeptMediaDamaged(
-            f"post {post.id}: {path} no longer holds the bytes init announced (sha256 {actual[:12]}…, announced "
-            f"{record.sha256[:12]}…); nothing more was sent. Post it again with a new idempotency_key",
-            detail={"path": str(path), "sha256": actual, "announced_sha256": record.sha256})), "upload", started)
-    plan = plan_chunks(record.size, record.chunk_size)
-    who = result.nickname or result.account
-    what = f"{_mb(record.size)} to {who} in {plan.total_chunk_count} chunk(s)"
-    progress_id = create_progress_artifact(progress=0.0, description=f"Uploading {what}")
-    confirmed = [0]
-
-    def on_progress(sent: int, total: int) -> None:
-        confirmed[0] += 1
-        logger.info("post %d: chunk %d of %d confirmed, %d of %d bytes", post.id, min(confirmed[0], plan.total_chunk_count),
-                    plan.total_chunk_count, sent, total)
-        update_progress_artifact(progress_id, progress=round(100.0 * sent / total, 1),
-                                 description=f"Uploading {what}: {_mb(sent)} sent")
-
-    try:
-        sent = _context.with_client(
-            _context.settings(), post.account_name,
-            lambda c: c.upload_video(path, record.upload_url, plan, on_progress=on_progress),
-        )
-    except PipelineError as exc:
-        if exc.retryable:
-            logger.warning("post %d: upload interrupted (%s); Prefect retries it and it resumes from TikTok's offset", post.id, exc)
-            raise  # Prefect retries the task; the next try resumes from the server's Content-Range
-        return _refresh(result, _fail(post, exc), "upload", started)
-    chunks = plan.total_chunk_count
-    post = book.transition(post, PostState.uploaded, message=f"uploaded {sent.total_bytes} bytes in {chunks} chunks",
-                           data={"chunk_puts": sent.chunks_sent, "retries": sent.retries, "resyncs": sent.resyncs})
-    update_progress_artifact(progress_id, progress=100.0, description=(
-        f"Uploaded {_mb(sent.total_bytes)} to {who} in {chunks} chunk(s) ({post.publish_id})"))
-    logger.info("post %d: uploaded %d bytes in %d chunk(s) for %s (this try: %d chunk PUTs accepted, %d sent again, "
-                "%d resyncs)", post.id, sent.total_bytes, chunks, post.publish_id, sent.chunks_sent, sent.retries, sent.resyncs)
-    return _refresh(result, post, "upload", started)
-
-
-def share_url(username: str | None, status: PublishStatus) -> str | None:
-    if not username or not status.publicaly_available_post_id:
-        return None
-    return f"https://www.tiktok.com/@{username}/video/{status.publicaly_available_post_id[0]}"
+    if result.post_id is not None:
+        _log_attempt(f"upload of post {result.post_id} ({result.publish_id})")
+    return posting.upload(runtime.services(), result, media, progress=ArtifactProgress(), log=get_run_logger())
 
 
 @task(name="poll-status", **retry_options())
 def poll_status(result: PublishResult, username: str | None = None) -> PublishResult:
     """Poll status/fetch until TikTok answers PUBLISH_COMPLETE, SEND_TO_USER_INBOX or FAILED."""
-    logger = get_run_logger()
-    started = time.monotonic()
-    book = _context.ledger()
-    post = book.get_post(result.post_id)
-    if post.state not in (PostState.uploaded, PostState.processing):
-        return result  # nothing uploaded to poll for (held, deferred, failed): the result stands as it is
-    _log_attempt(f"status polling of post {post.id} ({post.publish_id})")
-    if post.state is PostState.uploaded:
-        post = book.transition(post, PostState.processing, message="TikTok is processing the upload")
-    polls = [0]
-
-    def on_status(status: PublishStatus) -> None:
-        polls[0] += 1
-        logger.info("post %d: status poll %d of %s: %s (uploaded %s bytes%s)", post.id, polls[0], post.publish_id,
-                    status.status, status.uploaded_bytes if status.uploaded_bytes is not None else "?",
-                    f", fail_reason {status.fail_reason}" if status.fail_reason else "")
-
-    try:
-        current = _context.settings()
-        poll = PollPolicy(initial_interval=current.status_poll_interval, timeout=current.status_poll_timeout)
-        status = _context.with_client(current, post.account_name,
-                                      lambda c: c.wait_for_publish(post.publish_id, poll=poll, on_status=on_status))
-    except PublishFailed as exc:
-        post = _fail(post, exc)
-    else:
-        post = record_status(post, status, username)
-    logger.info("post %d (%s): %s after %d status poll(s)", post.id, post.publish_id, post.state, polls[0])
-    return _refresh(result, post, "poll", started)
+    _log_attempt(f"status polling of post {result.post_id} ({result.publish_id})")
+    return posting.poll_status(runtime.services(), result, username, get_run_logger())
 
 
-def record_status(post: Post, status: PublishStatus, username: str | None) -> Post:
+def record_status(post: Post, status: PublishStatus, username: str | None, services: Services | None = None) -> Post:
     """Store a terminal (or still processing) status answer in the ledger."""
-    book = _context.ledger()
-    ids = [str(i) for i in status.publicaly_available_post_id]
-    if status.status == "PUBLISH_COMPLETE":
-        return book.transition(post, PostState.published, post_ids=ids, share_url=share_url(username, status),
-                               message="published" + ("" if ids else " (public post id not assigned yet)"))
-    if status.status == "SEND_TO_USER_INBOX":
-        return book.transition(post, PostState.sent_to_inbox, message="sent to the creator's TikTok inbox")
-    return post
+    return posting.record_status(services or runtime.services(), post, status, username)
 
 
-def interrupted_result(account: str, post_id: int, exc: BaseException, nickname: str | None) -> PublishResult:
+def kept_media_in_use(services: Services | None = None) -> set[str]:
+    """Content hashes of the kept media a post may still send bytes from (see `posting.kept_media_in_use`)."""
+    return posting.kept_media_in_use(services or runtime.services())
+
+
+def interrupted_result(account: str, post_id: int, exc: BaseException, nickname: str | None,
+                       services: Services | None = None) -> PublishResult:
     """The result of a chain whose task gave up after `post_id` was recorded: the ledger says where it stopped."""
-    post = _context.ledger().get_post(post_id)
-    message = post.error_message or str(exc)
-    if post.state in (PostState.initialized, PostState.uploaded):
-        # The publish_id is recorded and TikTok keeps the upload open for an hour: running the same
-        # request again resumes it; after that the cleanup flow records it as failed.
-        message = f"upload interrupted ({exc}); run the same request again within the hour to resume"
-    # `processing`: polling gave up; the cleanup flow reconciles it later.
-    return _result(post, nickname).model_copy(update={"error_code": post.error_code or type(exc).__name__,
-                                                      "error_message": message})
+    return posting.interrupted_result(services or runtime.services(), account, post_id, exc, nickname)
 
 
 # --- what the run shows --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tiktok_pipeline.cli import _register, app
+from deployments.cli import build_app
 from tiktok_pipeline.settings import settings_table
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -30,7 +30,7 @@ def test_every_make_target_the_readme_names_exists() -> None:
 
 
 def test_every_command_the_readme_names_exists() -> None:
-    _register()
+    app = build_app()
     runner = CliRunner()
     for line in re.findall(r"^tiktok-pipeline ([a-z-]+(?: [a-z-]+)?)", README, re.MULTILINE):
         result = runner.invoke(app, [*line.split(), "--help"])

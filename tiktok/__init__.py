@@ -1,41 +1,56 @@
-"""TikTok Content Posting API v2 and Login Kit OAuth v2 client (httpx, synchronous, no Prefect).
+"""TikTok Content Posting API v2 and Login Kit OAuth v2 client (httpx, synchronous, no Prefect),
+and TikTok's own documented limits.
 
+    check_chunk_size(settings.chunk_size)      # once at startup: ChunkSizeOutOfRange names the setting
     with TikTokClient(token, settings, account_key=open_id) as tiktok:
         creator = tiktok.creator_info()
+        checked = apply_creator_rules(PostInfo(title=..., privacy_level=...), creator, duration)
         plan = plan_chunks(size, settings.chunk_size)
-        init = tiktok.init_video(PostInfo(title=..., privacy_level=...), SourceInfo.file_upload(plan))
+        init = tiktok.init_video(checked.post_info, SourceInfo.file_upload(plan))
         tiktok.upload_video(path, init.upload_url, plan)
         status = tiktok.wait_for_publish(init.publish_id)
 
-Errors form one hierarchy rooted at `TikTokError` (a `PipelineError`): read `retryable` /
-`needs_reauth` / `final`, plus `code`, `log_id`, `http_status`, `detail`.
+Public surface, by group (the order of `__all__`):
+- client: `TikTokClient` (user_info, creator_info, init_video / init_inbox_video / init_photo_post,
+  upload_video, fetch_status, wait_for_publish, cancel, send), `apply_creator_rules` (TikTok's content-sharing guidelines
+  against a fresh creator_info), `PollPolicy`, `UploadRetryPolicy`, and `ApiCall` / `video_init_call`
+  to send a hand-made request.
+- OAuth: `OAuthClient` (authorize request, code exchange, refresh, revoke), `parse_callback`,
+  `new_code_verifier`, the `AuthorizationRequest` it starts with and the `TokenSet` it ends with.
+- models: what is sent (`PostInfo`, `SourceInfo`, `PhotoPostInfo`, `PhotoSourceInfo`, `PostMode` =
+  TikTok's DIRECT_POST / MEDIA_UPLOAD, `PrivacyLevel`) and answered (`CreatorInfo`, `InitResult`,
+  `PublishStatus`, `PublishStatusValue`); `utf16_length` counts text the way TikTok's limits do.
+- TikTok's limits: `MAX_CAPTION_UTF16`, `MAX_PHOTO_TITLE_UTF16`, `MAX_PHOTO_DESCRIPTION_UTF16`,
+  `MIN_CHUNK_SIZE`, `MAX_CHUNK_SIZE`, `MAX_FINAL_CHUNK_SIZE`, `MAX_CHUNK_COUNT`, `MAX_VIDEO_SIZE`
+  (4 GB read as 4,000,000,000 bytes: where the docs do not say MB or MiB, the stricter reading),
+  `MAX_VIDEO_DURATION` (600 s; a creator's own maximum may be lower).
+- chunking: `plan_chunks` -> `ChunkPlan`, `check_chunk_size`.
+- rate limits: `Endpoint`, `TIKTOK_RATE_LIMITS`, `SlidingWindowRateLimiter`, `RateLimitHook` (the
+  protocol a caller's own limiter implements).
+- errors: one tree rooted at `TikTokError` (a `PipelineError`), drawn with every class's parent and
+  kind in `tiktok/_errors.py`; read `retryable` / `needs_reauth` / `final`, plus `code`, `log_id`,
+  `http_status`, `detail`. `publish_failed` turns a FAILED `PublishStatus` into its error.
 """
 
-from tiktok._chunks import MAX_CHUNK_COUNT, MAX_FINAL_CHUNK_SIZE, MAX_VIDEO_SIZE, Chunk, ChunkPlan, plan_chunks
-from tiktok._client import (
-    DEFAULT_USER_FIELDS,
-    ApiCall,
-    TikTokClient,
-    cancel_call,
-    content_init_call,
-    creator_info_call,
-    envelope_data,
-    inbox_video_init_call,
-    status_fetch_call,
-    user_info_call,
-    video_init_call,
+from tiktok._chunks import (
+    MAX_CHUNK_COUNT,
+    MAX_CHUNK_SIZE,
+    MAX_FINAL_CHUNK_SIZE,
+    MAX_VIDEO_SIZE,
+    MIN_CHUNK_SIZE,
+    ChunkPlan,
+    check_chunk_size,
+    plan_chunks,
 )
-from tiktok._guidelines import CheckedPost, DurationOverCreatorMax, PrivacyNotAllowed, apply_creator_rules
+from tiktok._client import ApiCall, TikTokClient, video_init_call
 from tiktok._errors import (
-    API_ERROR_CODES,
-    FAIL_REASONS,
-    OAUTH_ERROR_CODES,
     AccessDenied,
     AccessTokenInvalid,
     AppVersionCheckFailed,
     CaptionTooLong,
     ChunkSizeOutOfRange,
     CreatorCannotPost,
+    DurationOverCreatorMax,
     InitOutcomeUnknown,
     InvalidClient,
     InvalidFileUpload,
@@ -48,6 +63,7 @@ from tiktok._errors import (
     OAuthTemporarilyUnavailable,
     PostingForbidden,
     PrivacyLevelOptionMismatch,
+    PrivacyNotAllowed,
     PublishAuthRemoved,
     PublishCancelled,
     PublishFailed,
@@ -81,18 +97,17 @@ from tiktok._errors import (
     UploadUrlExpired,
     UrlOwnershipUnverified,
     VideoSizeOutOfRange,
-    api_error,
-    oauth_error,
     publish_failed,
 )
+from tiktok._guidelines import apply_creator_rules
 from tiktok._models import (
     MAX_CAPTION_UTF16,
     MAX_PHOTO_DESCRIPTION_UTF16,
     MAX_PHOTO_TITLE_UTF16,
+    MAX_VIDEO_DURATION,
     AuthorizationRequest,
     CreatorInfo,
     InitResult,
-    OAuthCallback,
     PhotoPostInfo,
     PhotoSourceInfo,
     PostInfo,
@@ -102,101 +117,67 @@ from tiktok._models import (
     PublishStatusValue,
     SourceInfo,
     TokenSet,
-    UserInfo,
     utf16_length,
 )
-from tiktok._oauth import (
-    OAuthClient,
-    build_authorize_url,
-    code_challenge,
-    new_authorization_request,
-    new_code_verifier,
-    parse_callback,
-)
-from tiktok._ratelimit import (
-    TIKTOK_RATE_LIMITS,
-    Endpoint,
-    RateLimitHook,
-    SlidingWindowRateLimiter,
-    default_rate_limiter,
-)
-from tiktok._status import MIN_POLL_INTERVAL, PollPolicy, wait_for_publish
-from tiktok._upload import UploadResult, UploadRetryPolicy, content_type_for
+from tiktok._oauth import OAuthClient, new_code_verifier, parse_callback
+from tiktok._ratelimit import TIKTOK_RATE_LIMITS, Endpoint, RateLimitHook, SlidingWindowRateLimiter
+from tiktok._status import PollPolicy
+from tiktok._upload import UploadRetryPolicy
 
 __all__ = [
-    "CheckedPost",
-    "DurationOverCreatorMax",
-    "PrivacyNotAllowed",
-    "apply_creator_rules",
-    # clients
-    "OAuthClient",
+    # client
     "TikTokClient",
-    # OAuth helpers
-    "build_authorize_url",
-    "code_challenge",
-    "new_authorization_request",
-    "new_code_verifier",
-    "parse_callback",
-    # request builders
+    "apply_creator_rules",
+    "PollPolicy",
+    "UploadRetryPolicy",
     "ApiCall",
-    "DEFAULT_USER_FIELDS",
-    "cancel_call",
-    "content_init_call",
-    "creator_info_call",
-    "envelope_data",
-    "inbox_video_init_call",
-    "status_fetch_call",
-    "user_info_call",
     "video_init_call",
-    # models
+    # OAuth
+    "OAuthClient",
+    "parse_callback",
+    "new_code_verifier",
     "AuthorizationRequest",
-    "CreatorInfo",
-    "InitResult",
-    "MAX_CAPTION_UTF16",
-    "MAX_PHOTO_DESCRIPTION_UTF16",
-    "MAX_PHOTO_TITLE_UTF16",
-    "OAuthCallback",
+    "TokenSet",
+    # models
+    "PostInfo",
+    "SourceInfo",
     "PhotoPostInfo",
     "PhotoSourceInfo",
-    "PostInfo",
     "PostMode",
     "PrivacyLevel",
+    "CreatorInfo",
+    "InitResult",
     "PublishStatus",
     "PublishStatusValue",
-    "SourceInfo",
-    "TokenSet",
-    "UserInfo",
     "utf16_length",
-    # chunks and upload
-    "Chunk",
-    "ChunkPlan",
-    "MAX_CHUNK_COUNT",
+    # TikTok's limits
+    "MAX_CAPTION_UTF16",
+    "MAX_PHOTO_TITLE_UTF16",
+    "MAX_PHOTO_DESCRIPTION_UTF16",
+    "MIN_CHUNK_SIZE",
+    "MAX_CHUNK_SIZE",
     "MAX_FINAL_CHUNK_SIZE",
+    "MAX_CHUNK_COUNT",
     "MAX_VIDEO_SIZE",
-    "UploadResult",
-    "UploadRetryPolicy",
-    "content_type_for",
+    "MAX_VIDEO_DURATION",
+    # chunking
+    "ChunkPlan",
+    "check_chunk_size",
     "plan_chunks",
-    # status
-    "MIN_POLL_INTERVAL",
-    "PollPolicy",
-    "wait_for_publish",
-    # rate limiting
+    # rate limits
     "Endpoint",
-    "RateLimitHook",
-    "SlidingWindowRateLimiter",
     "TIKTOK_RATE_LIMITS",
-    "default_rate_limiter",
-    # errors
-    "API_ERROR_CODES",
-    "FAIL_REASONS",
-    "OAUTH_ERROR_CODES",
+    "SlidingWindowRateLimiter",
+    "RateLimitHook",
+    # errors (the tree in tiktok/_errors.py)
+    "publish_failed",
     "AccessDenied",
     "AccessTokenInvalid",
     "AppVersionCheckFailed",
     "CaptionTooLong",
     "ChunkSizeOutOfRange",
     "CreatorCannotPost",
+    "DurationOverCreatorMax",
     "InitOutcomeUnknown",
     "InvalidClient",
     "InvalidFileUpload",
@@ -209,6 +190,7 @@ __all__ = [
     "OAuthTemporarilyUnavailable",
     "PostingForbidden",
     "PrivacyLevelOptionMismatch",
+    "PrivacyNotAllowed",
     "PublishAuthRemoved",
     "PublishCancelled",
     "PublishFailed",
@@ -242,7 +224,4 @@ __all__ = [
     "UploadUrlExpired",
     "UrlOwnershipUnverified",
     "VideoSizeOutOfRange",
-    "api_error",
-    "oauth_error",
-    "publish_failed",
 ]

@@ -31,7 +31,7 @@ from tiktok._models import (
 from tiktok._ratelimit import Endpoint, RateLimitHook, default_rate_limiter
 from tiktok._status import PollPolicy, StatusCallback, wait_for_publish
 from tiktok._upload import ProgressCallback, UploadResult, UploadRetryPolicy, content_type_for, upload_chunks
-from tiktok_pipeline.settings import Settings
+from tiktok_pipeline.settings import TikTokAppSettings
 
 M = TypeVar("M", bound=ResponseModel)
 
@@ -129,7 +129,7 @@ class TikTokClient(HttpResource):
     def __init__(
         self,
         access_token: str | SecretStr,
-        settings: Settings,
+        settings: TikTokAppSettings,
         *,
         account_key: str = "default",
         transport: httpx.BaseTransport | None = None,

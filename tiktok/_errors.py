@@ -1,8 +1,67 @@
 """The error hierarchy of the `tiktok` package and the pure functions mapping answers onto it.
 
 Every class states its kind through the `retryable` / `needs_reauth` class attributes of
-`PipelineError` (neither = final). Server-side failures keep TikTok's `code`, `message`, `log_id`
-and the HTTP status, so an operator can quote the log_id to TikTok support.
+`PipelineError`: retryable (try the same step again later), needs_reauth (refresh the token or
+have the user authorize again), final (neither helps). Server-side failures keep TikTok's `code`,
+`message`, `log_id` and the HTTP status, so an operator can quote the log_id to TikTok support.
+A subclass has its parent's kind unless the tree says otherwise.
+
+    PipelineError (tiktok_pipeline.errors)
+    └── TikTokError                                     final        code, log_id, http_status, detail
+        ├── InvalidInput                                final        refused before anything is sent
+        │   ├── CaptionTooLong                          final        caption/title over its UTF-16 limit
+        │   ├── VideoSizeOutOfRange                     final        empty, or over 4,000,000,000 bytes
+        │   ├── ChunkSizeOutOfRange                     final        TIKTOK_PIPELINE_CHUNK_SIZE out of bounds
+        │   ├── UnsupportedContainer                    final        not MP4, MOV or WebM
+        │   ├── PrivacyNotAllowed                       final        apply_creator_rules: privacy option
+        │   └── DurationOverCreatorMax                  final        apply_creator_rules: too long
+        ├── TransportError                              retryable    timeout, connection; maybe_delivered
+        ├── ServerError                                 retryable    HTTP 5xx, internal_error
+        ├── RateLimitExceeded                           retryable    HTTP 429; retry_after
+        ├── ReauthRequired                              needs_reauth HTTP 401 without a known code
+        │   ├── AccessTokenInvalid                      needs_reauth access_token_invalid
+        │   └── ScopeNotAuthorized                      needs_reauth scope_not_authorized
+        ├── RequestRejected                             final        HTTP 400 family
+        │   ├── InvalidParams                           final        invalid_param(s)
+        │   ├── InvalidFileUpload                       final        invalid_file_upload
+        │   ├── ScopePermissionMissed                   final        scope_permission_missed
+        │   ├── InvalidPublishId                        final        invalid_publish_id
+        │   ├── TokenNotAuthorizedForPublishId          final        token_not_authorized_for_specified_...
+        │   ├── PublishNotCancellable                   final        publish_not_cancellable
+        │   ├── AppVersionCheckFailed                   final        app_version_check_failed
+        │   └── NotFound                                final        HTTP 404 without a known code
+        ├── PostingForbidden                            final        HTTP 403 family
+        │   ├── CreatorCannotPost                       final        creator_info may say so with HTTP 200
+        │   │   ├── SpamRiskTooManyPosts                final        daily post cap
+        │   │   ├── SpamRiskUserBannedFromPosting       final
+        │   │   ├── SpamRiskTooManyPendingShare         final        5 pending inbox shares per 24 h
+        │   │   └── ReachedActiveUserCap                final        the app's daily creator cap
+        │   ├── UnauditedClientCanOnlyPostToPrivateAccounts  final
+        │   ├── UrlOwnershipUnverified                  final        PULL_FROM_URL domain not verified
+        │   └── PrivacyLevelOptionMismatch              final
+        ├── UnexpectedResponse                          final        answer breaks the documented format
+        ├── InitOutcomeUnknown                          final        init answer lost (see the class)
+        ├── UploadError                                 final        chunk PUTs to upload_url
+        │   ├── UploadUrlExpired                        final        403: re-initialize the post
+        │   ├── UploadNotFound                          final        404: re-initialize the post
+        │   ├── UploadRejected                          final        400: headers, length or range
+        │   └── UploadProtocolError                     final        answer the contract does not allow
+        ├── PublishFailed                               final        status FAILED; fail_reason, status
+        │   ├── PublishFailedInternal                   retryable    internal
+        │   ├── PublishAuthRemoved                      needs_reauth auth_removed
+        │   ├── PublishMediaRejected                    final        *_check_failed
+        │   ├── PublishMediaPullFailed                  final        video_pull_failed, photo_pull_failed
+        │   ├── PublishCancelled                        final        publish_cancelled
+        │   └── PublishSpamRisk                         final        spam_risk*
+        ├── PublishStillProcessing                      retryable    wait_for_publish gave up; status
+        └── OAuthError                                  final        flat `error` + `error_description`
+            ├── AccessDenied                            final        the user declined
+            ├── InvalidClient                           final        client_key / client_secret wrong
+            ├── InvalidGrant                            needs_reauth code or refresh token expired/revoked
+            ├── OAuthTemporarilyUnavailable             retryable    server_error, temporarily_unavailable
+            └── StateMismatch                           final        callback state is not ours (CSRF)
+
+`tests/tiktok/test_errors.py` holds this drawing to the classes (parents and kinds).
 """
 
 from __future__ import annotations
@@ -44,15 +103,23 @@ class CaptionTooLong(InvalidInput):
 
 
 class VideoSizeOutOfRange(InvalidInput):
-    """The file is empty or larger than the 4 GiB TikTok accepts."""
+    """The file is empty or larger than the 4 GB (4,000,000,000 bytes) TikTok accepts."""
 
 
 class ChunkSizeOutOfRange(InvalidInput):
-    """The requested chunk size is outside 5,242,880..64,000,000 bytes."""
+    """The requested chunk size is outside 5,242,880..64,000,000 bytes (TIKTOK_PIPELINE_CHUNK_SIZE)."""
 
 
 class UnsupportedContainer(InvalidInput):
     """The file is neither MP4, MOV nor WebM, so no upload Content-Type can be chosen."""
+
+
+class PrivacyNotAllowed(InvalidInput):
+    """The chosen privacy level is not among the creator's privacy_level_options."""
+
+
+class DurationOverCreatorMax(InvalidInput):
+    """The video is longer than the creator may post (max_video_post_duration_sec)."""
 
 
 # --- Retryable -----------------------------------------------------------------------------------

@@ -10,16 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tiktok._errors import InvalidInput
+from tiktok._errors import DurationOverCreatorMax, PrivacyNotAllowed
 from tiktok._models import CreatorInfo, PostInfo
-
-
-class PrivacyNotAllowed(InvalidInput):
-    """The chosen privacy level is not among the creator's privacy_level_options."""
-
-
-class DurationOverCreatorMax(InvalidInput):
-    """The video is longer than the creator may post (max_video_post_duration_sec)."""
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,21 @@ from typing import Any, Self
 import httpx
 
 from tiktok._errors import TransportError, UnexpectedResponse
-from tiktok_pipeline.settings import Settings
+from tiktok_pipeline.settings import TikTokAppSettings
 
 # Failures raised before any byte of the request can have reached the server.
 _NOT_DELIVERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def api_timeout(settings: Settings) -> httpx.Timeout:
+def api_timeout(settings: TikTokAppSettings) -> httpx.Timeout:
     return httpx.Timeout(settings.http_read_timeout, connect=settings.http_connect_timeout)
 
 
-def upload_timeout(settings: Settings) -> httpx.Timeout:
+def upload_timeout(settings: TikTokAppSettings) -> httpx.Timeout:
     return httpx.Timeout(settings.upload_timeout, connect=settings.http_connect_timeout)
 
 
-def new_http_client(settings: Settings, transport: httpx.BaseTransport | None) -> httpx.Client:
+def new_http_client(settings: TikTokAppSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
     # Redirects are never followed: an OAuth or API answer that redirects is a misconfiguration.
     return httpx.Client(
         base_url=settings.api_base_url.rstrip("/"),

@@ -13,6 +13,8 @@ from tiktok._chunks import ChunkPlan
 from tiktok._errors import CaptionTooLong, InvalidInput
 
 MAX_CAPTION_UTF16 = 2200
+#: The longest video the API accepts (seconds); a creator's `max_video_post_duration_sec` may be lower.
+MAX_VIDEO_DURATION = 600.0
 MAX_PHOTO_TITLE_UTF16 = 90
 MAX_PHOTO_DESCRIPTION_UTF16 = 4000
 MAX_PHOTO_IMAGES = 35

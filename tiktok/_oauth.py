@@ -7,6 +7,7 @@ import secrets
 import string
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -24,17 +25,13 @@ from tiktok._errors import (
 )
 from tiktok._http import HttpResource, json_body, new_http_client, send, unexpected
 from tiktok._models import AuthorizationRequest, OAuthCallback, TokenSet
-from tiktok_pipeline.settings import AppType, Settings
+from tiktok_pipeline.settings import AppType, TikTokAppSettings
 
 TOKEN_PATH = "/v2/oauth/token/"
 REVOKE_PATH = "/v2/oauth/revoke/"
 
 PKCE_ALPHABET = string.ascii_letters + string.digits + "-._~"
 PKCE_VERIFIER_LENGTH = 64  # TikTok accepts 43..128
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_code_verifier(length: int = PKCE_VERIFIER_LENGTH) -> str:
@@ -50,7 +47,7 @@ def code_challenge(code_verifier: str) -> str:
 
 
 def build_authorize_url(
-    settings: Settings,
+    settings: TikTokAppSettings,
     *,
     state: str,
     code_verifier: str | None = None,
@@ -75,7 +72,7 @@ def build_authorize_url(
 
 
 def new_authorization_request(
-    settings: Settings, *, extra_params: Mapping[str, str] | None = None
+    settings: TikTokAppSettings, *, extra_params: Mapping[str, str] | None = None
 ) -> AuthorizationRequest:
     """A fresh state (and PKCE verifier for desktop apps) and the URL that carries them."""
     state = secrets.token_urlsafe(32)
@@ -119,10 +116,10 @@ class OAuthClient(HttpResource):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: TikTokAppSettings,
         *,
         transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = partial(datetime.now, UTC),
     ) -> None:
         self._settings = settings
         self._clock = clock

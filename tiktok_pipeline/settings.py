@@ -3,6 +3,16 @@
 Every external URL is a setting so the same code runs against the local sandbox, moto and
 production. Defaults point at TikTok's real hosts; `make demo` and the tests point them at the
 sandbox they start.
+
+`Settings` is read once (by an entry point, or by `tasks.runtime` in a worker) and passed down. Its
+fields come in groups, each a model of its own, so a part is handed only what it uses and keeps the
+variable names users set (`TIKTOK_PIPELINE_<FIELD>`):
+
+    settings.tiktok     TikTokAppSettings   the TikTok app, its hosts, uploads and status polling
+    settings.runs       RunSettings         retries of the Prefect steps
+    settings.storage    StorageSettings     data directory, ledger database and key, S3
+    settings.listener   ListenerSettings    the S3 event listener and the object -> request merge
+    settings.webhooks   WebhookSettings     our outgoing webhooks
 """
 
 from __future__ import annotations
@@ -10,12 +20,10 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import TypeVar
 
-#: TikTok's media-transfer bounds for a chunk (bytes). The docs never say MB or MiB, so stay inside both.
-MIN_CHUNK_SIZE = 5 * 1024 * 1024
-MAX_CHUNK_SIZE = 64_000_000
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class AppType(str, Enum):
@@ -25,12 +33,16 @@ class AppType(str, Enum):
     web = "web"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TIKTOK_PIPELINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+def _split_commas(value: object) -> object:
+    """List settings accept a JSON list or, in the environment, comma-separated values."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
-    # --- TikTok -------------------------------------------------------------------------------
+
+class TikTokAppSettings(BaseModel):
+    """The TikTok app (Login Kit and Content Posting API): what `tiktok`'s clients are built from."""
+
     api_base_url: str = Field("https://open.tiktokapis.com", description="Content Posting API host")
     authorize_url: str = Field(
         "https://www.tiktok.com/v2/auth/authorize/", description="Login Kit authorize page"
@@ -44,6 +56,8 @@ class Settings(BaseSettings):
     scopes: str = Field(
         "user.info.basic,video.publish,video.upload", description="Comma-separated OAuth scopes to request"
     )
+    # TikTok's bounds are TikTok's constants: `tiktok.check_chunk_size` refuses a bad value (at
+    # startup, and in every `plan_chunks`); the kernel imports nothing of the project.
     chunk_size: int = Field(
         16 * 1024 * 1024, description="Upload chunk size in bytes (5 MiB to 64,000,000)"
     )
@@ -56,13 +70,23 @@ class Settings(BaseSettings):
         900.0, description="How long one poll task waits for TikTok to finish processing (s)"
     )
 
-    # --- Prefect shell ------------------------------------------------------------------------
-    task_retries: int = Field(4, ge=0, description="Retries of a retryable step (read when a worker starts)")
+    @property
+    def scope_list(self) -> list[str]:
+        return [s.strip() for s in self.scopes.split(",") if s.strip()]
+
+
+class RunSettings(BaseModel):
+    """How the Prefect shell retries a retryable step."""
+
+    task_retries: int = Field(4, ge=0, description="Retries of a retryable step (read when a run starts)")
     task_retry_backoff: float = Field(
         10.0, ge=0, description="First retry delay (s), doubled each retry, with jitter"
     )
 
-    # --- Storage --------------------------------------------------------------------------------
+
+class StorageSettings(BaseModel):
+    """Where files and the ledger live, the key of its tokens, and S3."""
+
     data_dir: Path = Field(Path(".data"), description="Working files, kept media of uploads in progress, SQLite ledger")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the ledger; default SQLite file under data_dir"
@@ -73,7 +97,16 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (moto, MinIO); default AWS")
     aws_region: str = Field("us-east-1", description="AWS region for S3")
 
-    # --- S3 events (listener) -----------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+
+
+class ListenerSettings(BaseModel):
+    """The S3 event listener, and how an S3 object becomes a PublishRequest."""
+
     s3_queue_url: str | None = Field(
         None, description="SQS queue receiving the bucket's s3:ObjectCreated:* notifications (tiktok-pipeline listen)"
     )
@@ -116,7 +149,15 @@ class Settings(BaseSettings):
         True, description="The listener starts runs; false: it only emits s3.object.created for a deployment trigger"
     )
 
-    # --- Notifications (webhooks) -------------------------------------------------------------
+    @field_validator("s3_prefixes", "s3_suffixes", mode="before")
+    @classmethod
+    def _comma_separated_lists(cls, value: object) -> object:
+        return _split_commas(value)
+
+
+class WebhookSettings(BaseModel):
+    """The webhooks announcing every post outcome."""
+
     # `| str`: pydantic-settings JSON-decodes list settings from the environment and, for a union,
     # hands a value that is not JSON (comma-separated URLs) over as is; `_comma_separated_lists` then
     # makes it a list, so the value is always a list of URLs.
@@ -137,13 +178,10 @@ class Settings(BaseSettings):
         2.0, ge=0, description="First webhook retry delay (s), doubled each retry, with jitter"
     )
 
-    @field_validator("s3_prefixes", "s3_suffixes", "webhook_urls", mode="before")
+    @field_validator("webhook_urls", mode="before")
     @classmethod
-    def _comma_separated_lists(cls, value: object) -> object:
-        """List settings accept a JSON list or, in the environment, comma-separated values."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    def _comma_separated_urls(cls, value: object) -> object:
+        return _split_commas(value)
 
     @field_validator("webhook_urls")
     @classmethod
@@ -164,24 +202,49 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("chunk_size")
-    @classmethod
-    def _chunk_size_in_bounds(cls, value: int) -> int:
-        if not MIN_CHUNK_SIZE <= value <= MAX_CHUNK_SIZE:
-            raise ValueError(
-                f"chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes, got {value}"
-            )
-        return value
+
+
+Group = TypeVar("Group", bound=BaseModel)
+
+#: The groups in the order the README's configuration table shows them.
+GROUPS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("TikTok app", TikTokAppSettings),
+    ("Prefect runs", RunSettings),
+    ("Storage", StorageSettings),
+    ("S3 events (listener)", ListenerSettings),
+    ("Webhooks", WebhookSettings),
+)
+
+
+class Settings(TikTokAppSettings, RunSettings, StorageSettings, ListenerSettings, WebhookSettings, BaseSettings):
+    """Every setting, read from the environment and `.env`; `.tiktok`, `.storage`, ... are its groups."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIKTOK_PIPELINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    def _group(self, group: type[Group]) -> Group:
+        return group.model_validate({name: getattr(self, name) for name in group.model_fields})
 
     @property
-    def scope_list(self) -> list[str]:
-        return [s.strip() for s in self.scopes.split(",") if s.strip()]
+    def tiktok(self) -> TikTokAppSettings:
+        return self._group(TikTokAppSettings)
 
     @property
-    def effective_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+    def runs(self) -> RunSettings:
+        return self._group(RunSettings)
+
+    @property
+    def storage(self) -> StorageSettings:
+        return self._group(StorageSettings)
+
+    @property
+    def listener(self) -> ListenerSettings:
+        return self._group(ListenerSettings)
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return self._group(WebhookSettings)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -192,12 +255,14 @@ def load_settings(**overrides: object) -> Settings:
 def settings_table() -> str:
     """The README's configuration table, made from the model itself (a test keeps the README in step)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, SecretStr):
-            default = "(set it)" if not default.get_secret_value() else "(secret)"
-        elif isinstance(default, Enum):
-            default = default.value
-        shown = "—" if default in (None, "", [], {}) else f"`{default}`"
-        rows.append(f"| `TIKTOK_PIPELINE_{name.upper()}` | {shown} | {field.description or ''} |")
+    for title, group in GROUPS:
+        rows.append(f"| **{title}** | | |")
+        for name, field in group.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, SecretStr):
+                default = "(set it)" if not default.get_secret_value() else "(secret)"
+            elif isinstance(default, Enum):
+                default = default.value
+            shown = "—" if default in (None, "", [], {}) else f"`{default}`"
+            rows.append(f"| `TIKTOK_PIPELINE_{name.upper()}` | {shown} | {field.description or ''} |")
     return "\n".join(rows)

@@ -2,7 +2,29 @@
 
 Bad input (`InvalidMediaError` and its subclasses) is final: the same file will fail the same way.
 Only a timeout is worth retrying; everything else says what went wrong in `.message` and carries the
-ffprobe/ffmpeg detail (argv, return code, stderr tail, measured values) in `.detail`.
+ffprobe/ffmpeg detail (argv, return code, stderr tail, measured values) in `.detail`, and the file
+concerned in `.path`.
+
+    PipelineError (tiktok_pipeline.errors)
+    └── TranscodeError                      final        root; path, detail
+        ├── ToolNotFoundError               final        ffmpeg or ffprobe not on PATH
+        ├── InvalidMediaError               final        the input cannot become a TikTok video
+        │   ├── MediaNotFoundError          final        no such regular file
+        │   ├── EmptyFileError              final        zero bytes
+        │   ├── NotMediaError               final        not audio or video at all
+        │   ├── NoVideoStreamError          final        audio only, cover art, still image
+        │   ├── CorruptMediaError           final        truncated or damaged
+        │   ├── TooShortError               final        under the policy's min_duration
+        │   ├── TooLongError                final        over max_duration, policy says reject
+        │   ├── AbsurdMediaError            final        dimensions or duration no real video has
+        │   └── SizeBudgetError             final        max_bytes leaves too few bits per second
+        ├── FFmpegError                     final        ffmpeg/ffprobe exited with an error
+        │   └── TranscodeTimeoutError       retryable    killed at its timeout
+        ├── TranscodeCancelledError         final        the caller cancelled
+        └── OutputNotCompliantError         final        detail["problems"] lists failed checks
+            └── OutputTooLargeError         final        still over max_bytes after the second try
+
+`tests/transcode/test_errors.py` holds this drawing to the classes (parents and kinds).
 """
 
 from __future__ import annotations

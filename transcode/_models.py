@@ -9,13 +9,11 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tiktok import MAX_VIDEO_DURATION, MAX_VIDEO_SIZE
+
 #: TikTok's safe target: 9:16 portrait, 1080x1920.
 TARGET_WIDTH = 1080
 TARGET_HEIGHT = 1920
-#: TikTok's hard file-size limit ("4 GB"; decimal, the smaller reading).
-TIKTOK_MAX_BYTES = 4_000_000_000
-#: The longest post the API allows; a creator's own limit may be lower.
-TIKTOK_MAX_DURATION = 600.0
 
 
 class HdrFormat(str, Enum):
@@ -125,10 +123,10 @@ class Policy(BaseModel):
     height: ClassVar[int] = TARGET_HEIGHT
 
     fit: FitMode = FitMode.blur
-    max_duration: float = Field(TIKTOK_MAX_DURATION, gt=0, le=TIKTOK_MAX_DURATION)
+    max_duration: float = Field(MAX_VIDEO_DURATION, gt=0, le=MAX_VIDEO_DURATION)
     on_too_long: OverLength = OverLength.trim
     min_duration: float = Field(3.0, ge=0)
-    max_bytes: int = Field(TIKTOK_MAX_BYTES, gt=0, le=TIKTOK_MAX_BYTES)
+    max_bytes: int = Field(MAX_VIDEO_SIZE, gt=0, le=MAX_VIDEO_SIZE)
     min_fps: float = Field(23.0, gt=0)
     max_fps: float = Field(60.0, gt=0)
     loudnorm: bool = Field(False, description="Two-pass EBU R128 normalisation to -14 LUFS")
@@ -145,7 +143,7 @@ class Policy(BaseModel):
     def for_creator(cls, max_video_post_duration_sec: int | None, **overrides: object) -> Policy:
         """The policy for a creator, whose `creator_info` limit (when known) caps the duration."""
         if max_video_post_duration_sec:
-            overrides.setdefault("max_duration", min(float(max_video_post_duration_sec), TIKTOK_MAX_DURATION))
+            overrides.setdefault("max_duration", min(float(max_video_post_duration_sec), MAX_VIDEO_DURATION))
         return cls(**overrides)  # type: ignore[arg-type]
 
 

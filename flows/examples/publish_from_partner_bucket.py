@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.models import PublishResult
+from publishing import PublishResult
 from flows.syndicate import publish_to_tiktok
 
 

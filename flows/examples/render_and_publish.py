@@ -19,9 +19,9 @@ import boto3
 from prefect import flow, task
 from prefect.events import emit_event
 
-from flows.models import PublishResult
+from publishing import PublishResult
 from flows.syndicate import publish_to_tiktok
-from tasks import _context
+from tasks import runtime
 
 RENDERED_EVENT = "render.video.completed"
 
@@ -40,7 +40,7 @@ def render_clip(seconds: float, workdir: str) -> Path:
 
 @task
 def upload_render(path: Path, bucket: str, key: str) -> str:
-    settings = _context.settings()
+    settings = runtime.settings()
     boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region).upload_file(str(path), bucket, key)
     return f"s3://{bucket}/{key}"
 

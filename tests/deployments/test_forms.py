@@ -10,19 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.callables import parameter_schema
 from typer.testing import CliRunner
 
 from deployments.forms import PUBLISH_FLOW, FormUpdate, update_publish_forms
-from deployments.local import free_port
+from sandbox import free_port
 from flows.publish import publish_video
 from ledger import AccountStatus, generate_key
-from publishing._form import NO_ACCOUNT_DESCRIPTION, account_choices, request_schema
+from publishing import NO_ACCOUNT_DESCRIPTION, account_choices, request_schema
 from tests.ledger.helpers import new_post
 from tests.plugins.prefect_server import PrefectServer
-from tiktok_pipeline import _cli_accounts
+from deployments.cli import build_app
 
 DIRECT = {"source": "s3://media/clip.mp4", "accounts": ["main"], "privacy_level": "SELF_ONLY"}
 
@@ -163,16 +162,16 @@ def test_a_server_without_the_deployment_yet_says_what_to_run_after_deploying(se
 @pytest.fixture
 def connected(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """`main` and `private` connected through the sandbox's OAuth flow; their access tokens by name."""
-    from tasks import _context
-    from tiktok_pipeline._connect import connect_account
+    from tasks import runtime
+    from publishing.connect import connect_account
 
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("TIKTOK_PIPELINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TIKTOK_PIPELINE_REDIRECT_URI", f"http://localhost:{free_port()}/callback/")
     monkeypatch.setenv("TIKTOK_PIPELINE_ENCRYPTION_KEY", generate_key())
-    settings = _context.settings()
-    book = _context.ledger(settings)
+    settings = runtime.settings()
+    book = runtime.ledger(settings)
     tokens = {}
     for name, user in (("main", "studio_main"), ("private", "private_creator")):
         connect_account(settings, book, name, lambda url: httpx.get(url, follow_redirects=True, timeout=30),
@@ -182,9 +181,7 @@ def connected(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
 
 
 def accounts_cli(*args: str) -> tuple[int, str]:
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    _cli_accounts.register(app)
+    app = build_app()
     result = CliRunner().invoke(app, ["accounts", *args])
     return result.exit_code, result.output
 
@@ -198,7 +195,7 @@ def tiktok_accepts(sandbox, token: str) -> bool:
 def test_remove_revokes_the_token_keeps_the_history_and_says_the_form_was_not_updated(
     connected: dict[str, str], sandbox
 ) -> None:
-    from tasks import _context
+    from tasks import runtime
 
     assert tiktok_accepts(sandbox, connected["private"])
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
@@ -208,7 +205,7 @@ def test_remove_revokes_the_token_keeps_the_history_and_says_the_form_was_not_up
     assert "removed private (Private Creator): its access at TikTok revoked" in output
     assert "publish form not updated: PREFECT_API_URL is not set" in output and "tiktok-pipeline setup" in output
     assert not tiktok_accepts(sandbox, connected["private"]) and tiktok_accepts(sandbox, connected["main"])
-    book = _context.ledger()
+    book = runtime.ledger()
     assert [a.name for a in book.list_accounts()] == ["main"]
     assert book.get_account("private").status is AccountStatus.needs_reconnect
     code, listed = accounts_cli("list")
@@ -240,11 +237,11 @@ def test_connect_without_a_server_connects_and_says_the_form_was_not_updated(
 
 
 def test_remove_asks_first_and_refuses_without_a_terminal(connected: dict[str, str]) -> None:
-    from tasks import _context
+    from tasks import runtime
 
     code, output = accounts_cli("remove", "main")
     assert code == 2 and "needs confirmation: run it in a terminal or pass --yes" in output
-    assert [a.name for a in _context.ledger().list_accounts()] == ["main", "private"]
+    assert [a.name for a in runtime.ledger().list_accounts()] == ["main", "private"]
 
 
 def test_remove_against_a_server_takes_the_account_out_of_the_form(connected: dict[str, str], server: PrefectServer,
@@ -260,12 +257,10 @@ def test_remove_against_a_server_takes_the_account_out_of_the_form(connected: di
 
 def test_setup_offers_the_connected_accounts_in_the_form(connected: dict[str, str], server: PrefectServer, api: Api,
                                                          publish_schema: dict[str, Any]) -> None:
-    from tiktok_pipeline import _cli_setup
+    from deployments.cli import build_app
 
     product = api.deploy(PUBLISH_FLOW, "publish-video", publish_schema)  # as `prefect deploy` left it: typed in
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    _cli_setup.register(app)
+    app = build_app()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         result = CliRunner().invoke(app, ["setup"])
     assert result.exit_code == 0, result.output
@@ -276,15 +271,15 @@ def test_setup_offers_the_connected_accounts_in_the_form(connected: dict[str, st
 def test_remove_still_removes_when_tiktok_cannot_be_reached_or_already_refused(
     connected: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks import _context
+    from tasks import runtime
 
-    _context.ledger().mark_needs_reconnect("main", "auth_removed")
+    runtime.ledger().mark_needs_reconnect("main", "auth_removed")
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         code, output = accounts_cli("remove", "main", "--yes")
     assert code == 0, output
     assert "removed main (Studio Main): not revoked: TikTok already refused its token (auth_removed)" in output
 
-    new_post(_context.ledger(), "queued-for-private", account="private")
+    new_post(runtime.ledger(), "queued-for-private", account="private")
     monkeypatch.setenv("TIKTOK_PIPELINE_API_BASE_URL", f"http://127.0.0.1:{free_port()}")  # TikTok unreachable
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         code, output = accounts_cli("remove", "private", "--yes")
@@ -292,4 +287,4 @@ def test_remove_still_removes_when_tiktok_cannot_be_reached_or_already_refused(
     assert "removed private (Private Creator): TikTok did not confirm the revocation (TransportError" in output
     assert "remove the app from the creator's TikTok settings" in output
     assert "1 post(s) of private had not finished (held, queued or in flight)" in output
-    assert _context.ledger().list_accounts() == []
+    assert runtime.ledger().list_accounts() == []

@@ -23,11 +23,12 @@ from prefect.utilities.schema_tools.validation import ValidationError, is_valid_
 from prefect.utilities.templating import apply_values
 
 from deployments import up
-from deployments.bootstrap import WORK_POOL_NAME
+from deployments.bootstrap import bootstrap
+from deployments.names import WORK_POOL_NAME
 from flows.maintenance import refresh_tokens
-from flows.models import PublishRequest
+from publishing import PublishRequest
 from flows.publish import publish_video
-from publishing._form import account_choices
+from publishing import account_choices
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
@@ -86,7 +87,9 @@ def test_each_deployment_runs_its_flow(deployments: dict[str, dict[str, Any]], e
 def test_every_deployment_targets_the_pool_setup_creates(deployments: dict[str, dict[str, Any]],
                                                          examples: dict[str, dict[str, Any]]) -> None:
     assert {d["work_pool"]["name"] for d in {**deployments, **examples}.values()} == {WORK_POOL_NAME}
-    assert up.WORK_POOL == WORK_POOL_NAME
+    # ... and the pool `make up`'s worker polls and `tiktok-pipeline setup` creates by default.
+    assert up.services(up.Ports())["worker"].argv[-4:] == ("--pool", WORK_POOL_NAME, "--name", up.WORKER_NAME)
+    assert inspect.signature(bootstrap).parameters["work_pool"].default == WORK_POOL_NAME
 
 
 def only(items: list[dict[str, Any]]) -> dict[str, Any]:

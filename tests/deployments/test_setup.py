@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState
@@ -24,16 +23,14 @@ from deployments.automations import (
     with_heartbeat,
 )
 from deployments.bootstrap import EncryptionKeyNotSet, SetupReport, store_encryption_key
-from deployments.local import free_port
+from sandbox import free_port
 from tasks.maintenance import PUBLISHING_FLOWS
-from tiktok_pipeline import _cli_setup
+from deployments.cli import build_app
 from tiktok_pipeline.settings import load_settings
 
 
 def run_setup(*args: str) -> tuple[int, str]:
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    _cli_setup.register(app)
+    app = build_app()
     result = CliRunner().invoke(app, ["setup", *args])
     return result.exit_code, result.output
 

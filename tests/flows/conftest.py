@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from deployments.local import free_port
+from sandbox import free_port
 from ledger import Ledger, generate_key
 
 
@@ -41,9 +41,9 @@ class Pipeline:
         return f"s3://{self.bucket}/{key}"
 
     def ledger(self) -> Ledger:
-        from tasks import _context
+        from tasks import runtime
 
-        return _context.ledger()
+        return runtime.ledger()
 
     def reset_sandbox(self, config_updates: dict[str, object] | None = None, **creator_updates: object) -> None:
         """Run the sandbox with its config changed by `config_updates` and every test creator by
@@ -60,12 +60,12 @@ class Pipeline:
 
 def connect_test_accounts() -> None:
     """Connect `main` (public) and `private` through the sandbox's real OAuth flow."""
-    from tasks import _context
-    from tiktok_pipeline._connect import connect_account
+    from tasks import runtime
+    from publishing.connect import connect_account
 
-    settings = _context.settings()
+    settings = runtime.settings()
     for name, user in (("main", "studio_main"), ("private", "private_creator")):
-        connect_account(settings, _context.ledger(settings), name,
+        connect_account(settings, runtime.ledger(settings), name,
                         lambda url: httpx.get(url, follow_redirects=True, timeout=30), extra_params={"sandbox_user": user})
 
 
@@ -74,7 +74,7 @@ def _fresh_rate_limits() -> None:
 
     They are recreated (empty) on first use, exactly as for a newly connected account.
     """
-    from deployments.ratelimits import delete_rate_limits
+    from tasks.ratelimits import delete_rate_limits
 
     delete_rate_limits(["sbx-open-id-studio-main", "sbx-open-id-private-creator"])
 

@@ -9,7 +9,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import Artifact, FlowRun, State, TaskRun
 
-from flows.models import PublishRequest, PublishResult
+from publishing import PublishRequest, PublishResult
 from flows.publish import publish_video
 
 

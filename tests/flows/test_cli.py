@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
-from tiktok_pipeline.cli import _register, app
+from deployments.cli import build_app
 
-_register()
+app = build_app()
 runner = CliRunner()
 
 

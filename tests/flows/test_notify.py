@@ -16,10 +16,10 @@ from prefect.events.filters import EventFilter, EventIDFilter
 from prefect.events.worker import EventsWorker
 from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: F401 (fixture)
 
-from flows.models import PublishRequest
+from publishing import PublishRequest
 from flows.publish import publish_video
 from ledger import PostState
-from tests.notify.receiver import receiver, refused_url
+from tests.plugins.webhook_receiver import receiver, refused_url
 
 SECRET = "whsec_flow_tests"
 

@@ -11,7 +11,7 @@ import boto3
 from prefect.events.worker import EventsWorker
 from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: F401 (fixture)
 
-from flows.models import PublishRequest
+from publishing import PublishRequest
 from flows.publish import publish_video
 from ledger import PostState
 from tests.flows.helpers import artifact, artifacts_of, flow_run_of, run_publish, task_runs_of
@@ -317,11 +317,11 @@ def test_missing_aws_credentials_fail_the_run_at_once_naming_what_to_set(pipelin
 
 def test_no_credentials_while_fetching_is_final(pipeline, media, monkeypatch, tmp_path) -> None:
     """Credentials that vanish after the preflight (expired, rotated away) fail the ingest at once too."""
-    from tasks import publishing
+    from publishing import posting
 
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
     _no_aws_credentials(monkeypatch, tmp_path)
-    monkeypatch.setattr(publishing, "has_aws_credentials", lambda settings: True)  # the preflight saw some
+    monkeypatch.setattr(posting, "has_aws_credentials", lambda settings: True)  # the preflight saw some
     state, (result,) = run_publish(_request(source))
     assert state.is_failed() and result.error_code == "SourceCredentialsMissing"
     runs = {t.name.rsplit("-", 1)[0]: t for t in task_runs_of(state)}
@@ -331,13 +331,13 @@ def test_no_credentials_while_fetching_is_final(pipeline, media, monkeypatch, tm
 def test_missing_encryption_key_fails_the_run_at_once_and_still_records_the_posts(pipeline, media, monkeypatch) -> None:
     from prefect.blocks.system import Secret
 
-    from tasks import _context
+    from tasks import runtime
 
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
     monkeypatch.delenv("TIKTOK_PIPELINE_ENCRYPTION_KEY")
-    monkeypatch.setattr(_context, "_block_key", [])
+    monkeypatch.setattr(runtime, "_block_key", [])
     with contextlib.suppress(ValueError):  # an earlier test may have stored the key as a Secret block
-        Secret.delete(_context.ENCRYPTION_KEY_BLOCK)
+        Secret.delete(runtime.ENCRYPTION_KEY_BLOCK)
     state, results = run_publish(_request(source))
     assert state.is_failed() and "TIKTOK_PIPELINE_ENCRYPTION_KEY" in state.message
     assert "Secret block tiktok-pipeline-encryption-key" in state.message
@@ -347,7 +347,7 @@ def test_missing_encryption_key_fails_the_run_at_once_and_still_records_the_post
 
 
 def test_an_unreachable_ledger_is_retried_then_fails_the_run_naming_it(pipeline, media, monkeypatch) -> None:
-    from deployments.local import free_port
+    from sandbox import free_port
 
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
     monkeypatch.setenv("TIKTOK_PIPELINE_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/ledger")

@@ -23,7 +23,7 @@ from prefect.client.orchestration import get_client
 from prefect.states import Completed, Running
 
 from flows.maintenance import cleanup
-from flows.models import PublishRequest
+from publishing import PublishRequest
 from ledger import PostState
 from tests.flows.helpers import run_publish, task_runs_of
 
@@ -273,7 +273,7 @@ def test_a_post_initialized_by_a_run_still_going_is_left_to_it(pipeline) -> None
     """Without its media here, a run never decides for a post another live run may be uploading."""
     from datetime import UTC, datetime
 
-    from tasks.publishing import InitRecord, _initializer_still_running
+    from tasks.publishing import InitRecord, initializer_still_running
 
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("publish-video")
@@ -282,13 +282,13 @@ def test_a_post_initialized_by_a_run_still_going_is_left_to_it(pipeline) -> None
         client.set_flow_run_state(run.id, Running(), force=True)
     record = InitRecord(at=datetime.now(UTC), publish_id="p", upload_url="u", chunk_size=CHUNK, size=1,
                         sha256="0" * 64, flow_run_id=str(run.id))
-    assert str(run.id) in _initializer_still_running(record)
-    assert _initializer_still_running(record.model_copy(update={"flow_run_id": None})) is not None
+    assert str(run.id) in initializer_still_running(record)
+    assert initializer_still_running(record.model_copy(update={"flow_run_id": None})) is not None
     expired = record.model_copy(update={"at": datetime(2020, 1, 1, tzinfo=UTC)})
-    assert _initializer_still_running(expired) is None  # TikTok takes no byte on an expired URL
+    assert initializer_still_running(expired) is None  # TikTok takes no byte on an expired URL
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(run.id, Completed(), force=True)
-    assert _initializer_still_running(record) is None
+    assert initializer_still_running(record) is None
 
 
 # --- the kept-media store (no Prefect) -------------------------------------------------------------
@@ -307,7 +307,7 @@ def _prepared(tmp_path: Path, content: bytes) -> tuple[Path, str]:
 
 
 def test_keep_media_is_content_addressed_shared_and_survives_the_run_directory(tmp_path: Path) -> None:
-    from tasks._workdirs import keep_media, kept_media_path
+    from publishing.workdirs import keep_media, kept_media_path
 
     settings = _settings(tmp_path)
     work, sha = _prepared(tmp_path, b"video bytes")
@@ -323,7 +323,7 @@ def test_keep_media_is_content_addressed_shared_and_survives_the_run_directory(t
 
 
 def test_keep_media_copies_across_filesystems_and_names_the_fix_when_it_cannot(tmp_path: Path, monkeypatch) -> None:
-    from tasks._workdirs import KeptMediaUnwritable, keep_media
+    from publishing.workdirs import KeptMediaUnwritable, keep_media
 
     settings = _settings(tmp_path)
     work, sha = _prepared(tmp_path, b"other bytes")
@@ -343,7 +343,7 @@ def test_keep_media_copies_across_filesystems_and_names_the_fix_when_it_cannot(t
 
 
 def test_the_media_sweep_keeps_what_a_post_needs_and_what_was_just_kept(tmp_path: Path) -> None:
-    from tasks._workdirs import keep_media, media_root, sweep_kept_media
+    from publishing.workdirs import keep_media, media_root, sweep_kept_media
 
     settings = _settings(tmp_path)
     needed, unneeded, fresh = (keep_media(settings, *_prepared(tmp_path, c)) for c in (b"needed", b"settled", b"fresh"))
@@ -364,7 +364,7 @@ def test_the_media_sweep_keeps_what_a_post_needs_and_what_was_just_kept(tmp_path
 def test_an_upload_url_long_expired_frees_its_media() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tasks.publishing import KEPT_MEDIA_MARGIN, UPLOAD_URL_LIFETIME, InitRecord
+    from publishing.posting import KEPT_MEDIA_MARGIN, UPLOAD_URL_LIFETIME, InitRecord
 
     at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     record = InitRecord(at=at, publish_id="p", upload_url="u", chunk_size=CHUNK, size=1, sha256="0" * 64)

@@ -34,9 +34,9 @@ from prefect.runner import Runner
 from prefect.utilities.templating import apply_values
 
 from deployments.listener import REASON_ATTRIBUTE, Action, Listener, Outcome, QueueWiring, stop_on_signals, wire_bucket
-from deployments.listener_events import ObjectCreated, event_id, parse_notification
+from publishing.s3_events import ObjectCreated, event_id, parse_notification
 from flows.s3_events import publish_s3_object
-from tasks._sources import S3Location, parse_s3_uri
+from publishing.sources import S3Location, parse_s3_uri
 from tiktok_pipeline.settings import load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "s3-events.md"

@@ -12,10 +12,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlo
 from prefect.utilities.callables import parameter_schema
 
 from flows.drafts import publish_deferred_post, release_held_post
-from flows.models import PublishRequest, PublishResult
+from publishing import PublishRequest, PublishResult
 from flows.publish import publish_video
 from flows.syndicate import publish_to_tiktok
-from ledger import IllegalTransition, PostMode, PostState
+from ledger import IllegalTransition, PostState, PublishMode
 from tests.flows.helpers import artifact, flow_run_of, results, run_publish
 
 
@@ -112,11 +112,11 @@ def test_held_draft_is_released_as_a_direct_post(pipeline, media) -> None:
     held = publish_video(_request(source, mode="hold"))[0]
     assert held.state is PostState.media_ready and pipeline.sandbox.posts() == []
 
-    released = release_held_post(held.post_id, PostMode.direct)
+    released = release_held_post(held.post_id, PublishMode.direct)
     assert released.state is PostState.published and released.post_id == held.post_id
     assert len(pipeline.sandbox.posts()) == 1
     with pytest.raises(IllegalTransition):
-        release_held_post(held.post_id, PostMode.direct)  # already posted: never twice
+        release_held_post(held.post_id, PublishMode.direct)  # already posted: never twice
     assert len(pipeline.sandbox.posts()) == 1
 
 
@@ -124,14 +124,14 @@ def test_a_release_the_creator_refuses_fails_the_run_and_can_be_released_again(p
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
     held = publish_video(_request(source, accounts=["private"], mode="hold"))[0]
 
-    refused_state = release_held_post(held.post_id, PostMode.direct, "PUBLIC_TO_EVERYONE", return_state=True)
+    refused_state = release_held_post(held.post_id, PublishMode.direct, "PUBLIC_TO_EVERYONE", return_state=True)
     refused = results(refused_state)
     assert refused_state.is_failed() and refused.state is PostState.failed and refused.post_id == held.post_id
     assert refused_state.message.startswith("1 of 1 account not posted — private: privacy PUBLIC_TO_EVERYONE")
     assert flow_run_of(refused_state).name == f"release post {held.post_id} → direct"
     assert pipeline.ledger().get_post(held.post_id).state is PostState.failed and pipeline.sandbox.posts() == []
 
-    again = release_held_post(held.post_id, PostMode.direct, "FOLLOWER_OF_CREATOR", return_state=True)
+    again = release_held_post(held.post_id, PublishMode.direct, "FOLLOWER_OF_CREATOR", return_state=True)
     assert again.is_completed() and results(again).state is PostState.published
     assert results(again).post_id == held.post_id and len(pipeline.sandbox.posts()) == 1
 

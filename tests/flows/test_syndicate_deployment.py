@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prefect.runner import Runner
 
-from flows.models import PublishRequest, PublishResult
+from publishing import PublishRequest, PublishResult
 from flows.publish import publish_video
 from flows.syndicate import publish_via_deployment
 from ledger import PostState

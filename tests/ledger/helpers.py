@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from ledger import Ledger, Post, PostMode, PostState, TokenGrant
+from ledger import Ledger, Post, PostState, PublishMode, TokenGrant
 from tiktok_pipeline.errors import PipelineError
 
 
@@ -55,7 +55,7 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def new_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PostMode = PostMode.direct) -> Post:
+def new_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PublishMode = PublishMode.direct) -> Post:
     post, created = ledger.create_or_get_post(
         key,
         account_name=account,
@@ -69,11 +69,11 @@ def new_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PostMode
     return post
 
 
-def ready_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PostMode = PostMode.direct) -> Post:
+def ready_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PublishMode = PublishMode.direct) -> Post:
     """A post whose media is ready: the step right before reserving a slot."""
     return ledger.transition(new_post(ledger, key, account=account, mode=mode), PostState.media_ready)
 
 
-def initialized_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PostMode = PostMode.direct) -> Post:
+def initialized_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PublishMode = PublishMode.direct) -> Post:
     post = ledger.reserve_slot(ready_post(ledger, key, account=account, mode=mode))
     return ledger.mark_initialized(post, f"v_pub_{key}")

@@ -12,8 +12,8 @@ from ledger import (
     AccountStatus,
     EncryptionKeyInvalid,
     EncryptionKeyMissing,
-    InvalidInput,
     Ledger,
+    LedgerInputInvalid,
     generate_key,
 )
 from tests.ledger.helpers import SteppingClock, connect, grant
@@ -65,7 +65,7 @@ def test_one_creator_cannot_be_two_accounts(ledger: Ledger) -> None:
 
 @pytest.mark.parametrize("name", ["", "-dash-first", "has space", "x" * 65])
 def test_bad_account_names_are_refused(ledger: Ledger, name: str) -> None:
-    with pytest.raises(InvalidInput, match="account name"):
+    with pytest.raises(LedgerInputInvalid, match="account name"):
         ledger.upsert_account(name, grant(1))
 
 
@@ -122,5 +122,5 @@ def test_daily_caps_are_configurable_per_account(ledger: Ledger) -> None:
     assert ledger.set_daily_caps("brand", direct=3).direct_daily_cap == 3
     assert ledger.get_account("brand").inbox_daily_cap == 5
     assert ledger.get_account("agency").direct_daily_cap == 15
-    with pytest.raises(InvalidInput, match="inbox daily cap must be 0 or more"):
+    with pytest.raises(LedgerInputInvalid, match="inbox daily cap must be 0 or more"):
         ledger.set_daily_caps("brand", inbox=-1)

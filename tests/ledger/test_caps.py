@@ -7,7 +7,7 @@ from multiprocessing.synchronize import Barrier as ProcessBarrier
 
 import pytest
 
-from ledger import CAP_WINDOW, DailyCapReached, Ledger, PostMode, PostState, cap_usage
+from ledger import CAP_WINDOW, DailyCapReached, Ledger, PostState, PublishMode, cap_usage
 from tests.ledger.helpers import SteppingClock, connect, initialized_post, ready_post
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -80,9 +80,9 @@ def test_what_counts_toward_the_cap(ledger: Ledger) -> None:
 def test_inbox_pending_cap_is_separate(ledger: Ledger) -> None:
     connect(ledger)
     for n in range(5):
-        ledger.transition(initialized_post(ledger, f"i{n}", mode=PostMode.inbox), PostState.processing)
+        ledger.transition(initialized_post(ledger, f"i{n}", mode=PublishMode.inbox), PostState.processing)
     with pytest.raises(DailyCapReached, match="5 inbox posts"):
-        ledger.reserve_slot(ready_post(ledger, "i5", mode=PostMode.inbox))
+        ledger.reserve_slot(ready_post(ledger, "i5", mode=PublishMode.inbox))
     assert ledger.reserve_slot(ready_post(ledger, "direct")).slot_reserved_at is not None
     caps = ledger.caps_left("brand")
     assert (caps.inbox.used, caps.direct.used) == (5, 1)

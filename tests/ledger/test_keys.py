@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from ledger import IllegalTransition, InvalidInput, Ledger, PostState
+from ledger import IllegalTransition, Ledger, LedgerInputInvalid, PostState
 from ledger._migrate import alembic_config
 from ledger._models import MAX_ACCOUNT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH
 from publishing import PublishRequest, post_idempotency_key
@@ -36,7 +36,7 @@ def _post_with_key(ledger: Ledger, key: str, account: str = LONGEST_ACCOUNT):
 
 def test_the_longest_key_a_request_can_make_is_stored(ledger: Ledger) -> None:
     connect(ledger, LONGEST_ACCOUNT)
-    with pytest.raises(InvalidInput, match="account name"):
+    with pytest.raises(LedgerInputInvalid, match="account name"):
         connect(ledger, LONGEST_ACCOUNT + "a")  # names are bounded, so keys are
     request = PublishRequest(source="s3://media/clip.mp4", accounts=[LONGEST_ACCOUNT], privacy_level="SELF_ONLY",
                              idempotency_key=_longest_caller_key())
@@ -50,7 +50,7 @@ def test_the_longest_key_a_request_can_make_is_stored(ledger: Ledger) -> None:
 
 def test_a_key_longer_than_any_request_makes_is_refused_with_a_typed_error(ledger: Ledger) -> None:
     connect(ledger, LONGEST_ACCOUNT)
-    with pytest.raises(InvalidInput, match=rf"idempotency key of {MAX_IDEMPOTENCY_KEY_LENGTH + 1} characters") as caught:
+    with pytest.raises(LedgerInputInvalid, match=rf"idempotency key of {MAX_IDEMPOTENCY_KEY_LENGTH + 1} characters") as caught:
         _post_with_key(ledger, "k" * (MAX_IDEMPOTENCY_KEY_LENGTH + 1))
     assert caught.value.final and caught.value.detail["max_length"] == MAX_IDEMPOTENCY_KEY_LENGTH
     assert ledger.list_posts() == []
@@ -61,7 +61,7 @@ def test_a_value_postgresql_refuses_is_a_typed_readable_error(postgres_url: str,
     with Ledger(postgres_url, encryption_key) as ledger:
         connect(ledger)
         post = initialized_post(ledger, "k1")
-        with pytest.raises(InvalidInput, match=r"the ledger database refused a value: value too long for type "
+        with pytest.raises(LedgerInputInvalid, match=r"the ledger database refused a value: value too long for type "
                                                r"character varying\(32\)") as caught:
             ledger.note(post, "k" * 40, "an event kind longer than its column")
         assert caught.value.final
@@ -76,7 +76,7 @@ def test_migration_0003_widens_the_keys_of_an_existing_ledger(database_url: str,
         connect(ledger)
         before = initialized_post(ledger, "before-0003")
         if ledger.engine.dialect.name == "postgresql":  # the bug: refused, now as a typed error
-            with pytest.raises(InvalidInput, match=r"character varying\(128\)"):
+            with pytest.raises(LedgerInputInvalid, match=r"character varying\(128\)"):
                 _post_with_key(ledger, long_key, "brand")
         assert ledger.migrate() is True and ledger.current_revision() == "0003" == ledger.head_revision()
         assert ledger.get_post(before.id) == before  # the table rebuild (SQLite) kept the rows

@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import typer
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
-from deployments.local import free_port
+from sandbox import free_port
 from ledger import DatabaseUnavailable, Ledger
 from ledger._models import Base
-from tiktok_pipeline import _cli_db
+from deployments.cli import build_app
 from tiktok_pipeline.settings import load_settings
 
 LEDGER_TABLES = {"accounts", "posts", "post_events", "alembic_version"}
@@ -88,8 +87,7 @@ def test_unreachable_postgres_is_a_retryable_typed_error() -> None:
 
 def test_cli_db_upgrade_and_current(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIKTOK_PIPELINE_DATABASE_URL", database_url)
-    app = typer.Typer()
-    _cli_db.register(app)
+    app = build_app()
     runner = CliRunner()
     head = Ledger.head_revision()
 

@@ -9,11 +9,11 @@ from ledger import (
     TRANSITIONS,
     DuplicatePost,
     IllegalTransition,
-    InvalidInput,
     Ledger,
-    PostMode,
+    LedgerInputInvalid,
     PostNotFound,
     PostState,
+    PublishMode,
     default_idempotency_key,
 )
 from tests.ledger.helpers import SteppingClock, connect, initialized_post, new_post, ready_post, sha256_of
@@ -27,7 +27,7 @@ def _path(ledger: Ledger, post_id: int) -> list[tuple[PostState | None, PostStat
 
 def test_default_idempotency_key_is_canonical() -> None:
     digest = sha256_of("video")
-    key = default_idempotency_key(digest, "brand", "Hello #fyp", PostMode.direct)
+    key = default_idempotency_key(digest, "brand", "Hello #fyp", PublishMode.direct)
     assert len(key) == 64 and int(key, 16) >= 0
     assert key == default_idempotency_key(digest, "brand", "Hello #fyp", "direct")
     variants = {
@@ -42,7 +42,7 @@ def test_default_idempotency_key_is_canonical() -> None:
 def test_create_or_get_post_is_idempotent(ledger: Ledger) -> None:
     connect(ledger)
     post = new_post(ledger, "k1")
-    assert (post.state, post.mode, post.account_name) == (S.queued, PostMode.direct, "brand")
+    assert (post.state, post.mode, post.account_name) == (S.queued, PublishMode.direct, "brand")
     assert post.options == {"privacy_level": "SELF_ONLY"} and post.post_ids == []
     again, created = ledger.create_or_get_post(
         "k1",
@@ -50,7 +50,7 @@ def test_create_or_get_post_is_idempotent(ledger: Ledger) -> None:
         source_uri="file:///elsewhere/same-bytes.mp4",
         content_sha256=sha256_of("k1"),
         caption="caption of k1",
-        mode=PostMode.direct,
+        mode=PublishMode.direct,
     )
     assert (again.id, created) == (post.id, False)
     assert ledger.get_post_by_idempotency_key("k1") == again
@@ -126,7 +126,7 @@ def test_direct_post_happy_path_writes_every_event(ledger: Ledger, clock: Steppi
 
 def test_inbox_and_reconcile_paths(ledger: Ledger) -> None:
     connect(ledger)
-    inbox = initialized_post(ledger, "inbox", mode=PostMode.inbox)
+    inbox = initialized_post(ledger, "inbox", mode=PublishMode.inbox)
     for state in (S.uploaded, S.processing, S.sent_to_inbox, S.published):
         assert ledger.transition(inbox, state).state is state
     lost = initialized_post(ledger, "lost")
@@ -201,7 +201,7 @@ def test_initialized_needs_a_unique_publish_id(ledger: Ledger) -> None:
     connect(ledger)
     initialized_post(ledger, "first")
     second = ledger.reserve_slot(ready_post(ledger, "second"))
-    with pytest.raises(InvalidInput, match="needs the publish_id"):
+    with pytest.raises(LedgerInputInvalid, match="needs the publish_id"):
         ledger.transition(second, S.initialized)
     with pytest.raises(DuplicatePost, match="publish_id v_pub_first"):
         ledger.mark_initialized(second, "v_pub_first")
@@ -210,15 +210,15 @@ def test_initialized_needs_a_unique_publish_id(ledger: Ledger) -> None:
 
 def test_hold_drafts(ledger: Ledger) -> None:
     connect(ledger)
-    draft = ready_post(ledger, "draft", mode=PostMode.hold)
+    draft = ready_post(ledger, "draft", mode=PublishMode.hold)
     with pytest.raises(IllegalTransition, match="hold draft"):
         ledger.reserve_slot(draft)
-    released = ledger.release_hold(draft, PostMode.inbox)
-    assert released.mode is PostMode.inbox
+    released = ledger.release_hold(draft, PublishMode.inbox)
+    assert released.mode is PublishMode.inbox
     assert ledger.reserve_slot(released).slot_reserved_at is not None
     with pytest.raises(IllegalTransition, match="not a hold draft"):
-        ledger.release_hold(released, PostMode.direct)
-    dropped = ledger.transition(ready_post(ledger, "dropped", mode=PostMode.hold), S.discarded)
+        ledger.release_hold(released, PublishMode.direct)
+    dropped = ledger.transition(ready_post(ledger, "dropped", mode=PublishMode.hold), S.discarded)
     assert dropped.state is S.discarded
     assert [e.kind for e in ledger.post_events(draft.id)] == ["created", "transition", "mode_changed", "slot_reserved"]
 
@@ -231,7 +231,7 @@ def test_queries(ledger: Ledger, clock: SteppingClock) -> None:
     processing = ledger.transition(initialized_post(ledger, "processing"), S.processing)
     unconfirmed = ledger.transition(initialized_post(ledger, "unconfirmed", account="agency"), S.unconfirmed)
     inbox = ledger.transition(
-        ledger.transition(initialized_post(ledger, "inbox", mode=PostMode.inbox), S.processing), S.sent_to_inbox
+        ledger.transition(initialized_post(ledger, "inbox", mode=PublishMode.inbox), S.processing), S.sent_to_inbox
     )
     done = ledger.transition(ledger.transition(initialized_post(ledger, "done"), S.processing), S.published)
 

@@ -34,7 +34,7 @@ import pytest
 from dotenv import dotenv_values
 
 from deployments import up
-from deployments.local import free_port
+from sandbox import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -74,8 +74,15 @@ class PrefectApi:
     def create_run(self, deployment: str, parameters: dict[str, Any], **fields: Any) -> httpx.Response:
         """POST create_flow_run of a deployment, as the UI's Run button does; the raw answer."""
         deployment_id = self.deployment(deployment)["id"]
-        return self.http.post(f"/deployments/{deployment_id}/create_flow_run",
-                              json={"parameters": parameters, **fields})
+        for _ in range(3):
+            response = self.http.post(f"/deployments/{deployment_id}/create_flow_run",
+                                      json={"parameters": parameters, **fields})
+            # The SQLite-backed server answers 503 when its database stays locked under load (seen with
+            # two pytest sessions on 2 cores); the UI shows an error and the user clicks again.
+            if response.status_code != 503:
+                break
+            time.sleep(2.0)
+        return response
 
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
         response = self.http.get(f"/flow_runs/{flow_run_id}")

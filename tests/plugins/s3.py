@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from deployments.local import MotoServer
+from sandbox import MotoServer
 
 
 @pytest.fixture(scope="session")

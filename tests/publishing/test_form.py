@@ -21,7 +21,7 @@ from pydantic import ValidationError as ModelInvalid
 from flows.publish import publish_video
 from publishing import MAX_CAPTION_UTF16, PublishRequest
 from publishing._form import NO_ACCOUNT_DESCRIPTION, account_choices, request_schema, with_account_choices
-from tasks._sources import InvalidSource, fetch_source
+from publishing.sources import InvalidSource, fetch_source
 from tiktok_pipeline.settings import load_settings
 
 CONNECTED = ["main", "private"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger import PostMode, PostState
+from ledger import PostState, PublishMode
 from publishing import (
     PublishResult,
     StepTiming,
@@ -26,15 +26,15 @@ REFUSED = ("privacy PUBLIC_TO_EVERYONE is not available to Private Creator; "
 
 
 def result(account: str = "main", state: PostState = PostState.published, **fields) -> PublishResult:
-    return PublishResult(account=account, state=state, **({"mode": PostMode.direct, "post_id": 7} | fields))
+    return PublishResult(account=account, state=state, **({"mode": PublishMode.direct, "post_id": 7} | fields))
 
 
 @pytest.mark.parametrize(
     ("fields", "done"),
     [
         ({"state": PostState.published}, True),
-        ({"state": PostState.sent_to_inbox, "mode": PostMode.inbox}, True),
-        ({"state": PostState.media_ready, "mode": PostMode.hold}, True),  # held: nothing sent, by design
+        ({"state": PostState.sent_to_inbox, "mode": PublishMode.inbox}, True),
+        ({"state": PostState.media_ready, "mode": PublishMode.hold}, True),  # held: nothing sent, by design
         ({"state": PostState.queued, "scheduled_for": LATER, "post_id": None}, True),  # schedule_at in the future
         ({"state": PostState.media_ready, "scheduled_for": LATER, "error_code": "DailyCapReached",
           "error_message": "cap"}, True),  # deferred
@@ -77,7 +77,7 @@ def test_reasons_say_what_a_state_means_and_whether_an_earlier_run_left_it() -> 
 
 def test_all_done_completes_with_what_happened_to_each_account() -> None:
     outcome = verdict([result("main"),
-                       result("drafts", PostState.media_ready, mode=PostMode.hold, post_id=12),
+                       result("drafts", PostState.media_ready, mode=PublishMode.hold, post_id=12),
                        result("brand", PostState.media_ready, scheduled_for=LATER, error_code="DailyCapReached"),
                        result("later", PostState.queued, scheduled_for=LATER, post_id=None)])
     assert outcome.ok and outcome.not_posted == ()
@@ -127,4 +127,4 @@ def test_every_post_gets_its_artifact_text_self_only_included() -> None:
 
 def test_done_labels() -> None:
     assert done_label(result(state=PostState.sent_to_inbox)) == "sent to the inbox"
-    assert done_label(result(state=PostState.media_ready, mode=PostMode.hold, post_id=None)) == "held"
+    assert done_label(result(state=PostState.media_ready, mode=PublishMode.hold, post_id=None)) == "held"

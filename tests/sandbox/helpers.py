@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from sandbox import hex_challenge
+from sandbox._oauth import hex_challenge
 
 MIB = 1024 * 1024
 CREATOR_INFO = "/v2/post/publish/creator_info/query/"

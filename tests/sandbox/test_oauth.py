@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from sandbox import DEFAULT_CLIENT_KEY, DEFAULT_CLIENT_SECRET, SandboxHandle
+from sandbox import SandboxHandle
+from sandbox._config import DEFAULT_CLIENT_KEY, DEFAULT_CLIENT_SECRET
 from tests.sandbox.helpers import AUTHORIZE, CREATOR_INFO, INBOX_INIT, REVOKE, TOKEN, USER_INFO, call, code_of, pkce, plan
 
 REDIRECT = "http://localhost:8765/callback/"

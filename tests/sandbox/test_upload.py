@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from sandbox import SandboxHandle
+from sandbox._media import check_photo
 from tests.sandbox.helpers import (
     INBOX_INIT,
     MIB,
@@ -42,7 +43,7 @@ def init_upload(sandbox: SandboxHandle, token: str, size: int, chunk_size: int =
         (5 * MIB, 5 * MIB, 1),
         (50_000_123, 10_000_000, 5),  # TikTok's own example: the last chunk carries 10,000,123 bytes
         (64_000_000 * 2 + 5, 64_000_000, 2),
-        (4 * 1024**3, 64_000_000, 67),
+        (4_000_000_000, 64_000_000, 62),  # 4 GB, the largest file; the last chunk holds 96,000,000 bytes
     ],
 )
 def test_valid_chunk_plans_are_accepted(
@@ -67,8 +68,9 @@ def test_valid_chunk_plans_are_accepted(
         (200_000_000, 64_000_001, 3),  # chunk above 64,000,000
         (50_000_123, 10_000_000, 6),  # ceil instead of floor
         (6 * MIB, 10 * MIB, 1),  # chunk larger than the file
-        (5 * MIB * 1001, 5 * MIB, 1001),  # more than 1000 chunks
-        (4 * 1024**3 + 1, 64_000_000, 67),  # over 4 GB
+        (5 * MIB * 1001, 5 * MIB, 1001),  # more than 1000 chunks (and over 4 GB: within 4 GB it cannot happen)
+        (4_000_000_001, 64_000_000, 62),  # over 4 GB
+        (4 * 1024**3, 64_000_000, 67),  # 4 GiB is over 4 GB: the stricter reading wins
         (0, 0, 1),
     ],
 )
@@ -279,3 +281,12 @@ def test_posts_inspection_lists_every_post(sandbox: SandboxHandle, sandbox_token
     assert post["created_at"] <= post["transferred_at"]
     state = httpx.get(f"{sandbox.base_url}/_sandbox/state").json()
     assert state["posts"] == 1 and state["active_access_tokens"] == 1
+
+
+@pytest.mark.parametrize(("size_bytes", "too_large"), [(20_000_000, False), (20_000_001, True), (20 * MIB, True)])
+def test_photos_over_20_mb_fail_the_format_check(size_bytes: int, too_large: bool) -> None:
+    # "≤20 MB each" without saying MB or MiB: 20,000,000 bytes is the most the sandbox lets through.
+    jpeg = {"streams": [{"codec_name": "mjpeg", "width": 1080, "height": 1080}]}
+    check = check_photo(jpeg, size_bytes)
+    assert (check.fail_reason == "file_format_check_failed") is too_large
+    assert too_large or check.fail_reason is None

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from deployments.automations import CRASH_AUTOMATION_NAME
-from tests.notify.receiver import receiver
+from tests.plugins.webhook_receiver import receiver
 from tests.plugins.prefect_server import BIN, ROOT, Stack
 from tests.stack.docs import Block, blocks
 

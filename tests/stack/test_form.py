@@ -17,7 +17,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments import up
-from publishing._form import account_choices
+from publishing import account_choices
 from tests.plugins.prefect_server import BIN, ROOT, Stack
 from tests.stack.browser import browser_page, choose, form_field, needs_chromium
 

@@ -1,4 +1,4 @@
-"""The chunk planner against TikTok's media-transfer rules, for every size from 1 byte to 4 GiB."""
+"""The chunk planner against TikTok's media-transfer rules, for every size from 1 byte to 4 GB."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tiktok
-from tiktok import MAX_CHUNK_COUNT, MAX_FINAL_CHUNK_SIZE, MAX_VIDEO_SIZE, ChunkPlan, plan_chunks
-from tiktok_pipeline.settings import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
+from tiktok import (
+    MAX_CHUNK_COUNT,
+    MAX_CHUNK_SIZE,
+    MAX_FINAL_CHUNK_SIZE,
+    MAX_VIDEO_SIZE,
+    MIN_CHUNK_SIZE,
+    ChunkPlan,
+    check_chunk_size,
+    plan_chunks,
+)
+from tiktok_pipeline.settings import Settings
 
 sizes = st.integers(min_value=1, max_value=MAX_VIDEO_SIZE)
 chunk_sizes = st.integers(min_value=MIN_CHUNK_SIZE, max_value=MAX_CHUNK_SIZE)
@@ -89,8 +98,8 @@ def test_official_example() -> None:
         (127_999_999, 64_000_000, (63_999_999, 2)),
         (100_000_000, 40_000_000, (40_000_000, 2)),
         (128_000_000, 64_000_000, (64_000_000, 2)),
-        (MAX_VIDEO_SIZE, 64_000_000, (64_000_000, 67)),
-        (MAX_VIDEO_SIZE, MIN_CHUNK_SIZE, (MIN_CHUNK_SIZE, 819)),  # worst case: far below 1000 chunks
+        (MAX_VIDEO_SIZE, 64_000_000, (64_000_000, 62)),  # the last chunk holds 96,000,000 bytes
+        (MAX_VIDEO_SIZE, MIN_CHUNK_SIZE, (MIN_CHUNK_SIZE, 762)),  # worst case: far below 1000 chunks
     ],
 )
 def test_boundaries(video_size: int, chunk_size: int, expected: tuple[int, int]) -> None:
@@ -100,11 +109,17 @@ def test_boundaries(video_size: int, chunk_size: int, expected: tuple[int, int])
 
 
 def test_the_1000_chunk_limit_cannot_be_reached_within_the_size_bounds() -> None:
-    # The issue asks to enlarge chunks beyond 1000; with 4 GiB max and 5 MiB min chunks it never happens.
+    # The issue asks to enlarge chunks beyond 1000; with 4 GB max and 5 MiB min chunks it never happens.
     assert MAX_VIDEO_SIZE // MIN_CHUNK_SIZE < MAX_CHUNK_COUNT
 
 
-@pytest.mark.parametrize("video_size", [0, -1, MAX_VIDEO_SIZE + 1])
+def test_limits_take_the_stricter_reading_of_mb_and_gb() -> None:
+    # TikTok says 5 MB..64 MB per chunk, 128 MB final chunk, max 4 GB, and never whether MB means 10^6 or 2^20.
+    assert (MIN_CHUNK_SIZE, MAX_CHUNK_SIZE) == (5 * 2**20, 64 * 10**6)
+    assert (MAX_FINAL_CHUNK_SIZE, MAX_VIDEO_SIZE, MAX_CHUNK_COUNT) == (128 * 10**6, 4 * 10**9, 1000)
+
+
+@pytest.mark.parametrize("video_size", [0, -1, MAX_VIDEO_SIZE + 1, 4 * 1024**3])
 def test_size_out_of_range(video_size: int) -> None:
     with pytest.raises(tiktok.VideoSizeOutOfRange) as caught:
         plan_chunks(video_size, MIN_CHUNK_SIZE)
@@ -115,6 +130,23 @@ def test_size_out_of_range(video_size: int) -> None:
 def test_chunk_size_out_of_range(chunk_size: int) -> None:
     with pytest.raises(tiktok.ChunkSizeOutOfRange):
         plan_chunks(100_000_000, chunk_size)
+    # The startup check (the composition root runs it on the setting) refuses it too, naming the setting.
+    with pytest.raises(tiktok.ChunkSizeOutOfRange, match="TIKTOK_PIPELINE_CHUNK_SIZE") as caught:
+        check_chunk_size(chunk_size)
+    assert caught.value.final and caught.value.detail == {"chunk_size": chunk_size, "min": MIN_CHUNK_SIZE, "max": MAX_CHUNK_SIZE}
+    assert isinstance(caught.value, tiktok.InvalidInput)
+
+
+@pytest.mark.parametrize("chunk_size", [MIN_CHUNK_SIZE, 16 * 1024 * 1024, MAX_CHUNK_SIZE])
+def test_chunk_size_in_range_passes_the_startup_check(chunk_size: int) -> None:
+    assert check_chunk_size(chunk_size) == chunk_size
+
+
+def test_settings_no_longer_refuse_a_chunk_size_the_tiktok_check_does() -> None:
+    # The kernel knows nothing of TikTok's bounds: the setting loads, and tiktok refuses it.
+    settings = Settings(chunk_size=MAX_CHUNK_SIZE + 1)
+    with pytest.raises(tiktok.ChunkSizeOutOfRange, match="TIKTOK_PIPELINE_CHUNK_SIZE"):
+        check_chunk_size(settings.chunk_size)
 
 
 def test_plan_is_immutable_and_matches_source_info() -> None:

@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 
 import tiktok
-from tiktok import (
-    API_ERROR_CODES,
-    FAIL_REASONS,
-    OAUTH_ERROR_CODES,
-    PublishStatus,
-    api_error,
-    oauth_error,
-    publish_failed,
-)
-from tiktok._errors import parse_retry_after
+import tiktok._errors
+from tests.plugins.error_tree import assert_drawing_matches, declared_tree
+from tiktok import PublishStatus, publish_failed
+# The mapping from answers to classes is the client's own business: its tests read it privately.
+from tiktok._errors import API_ERROR_CODES, FAIL_REASONS, OAUTH_ERROR_CODES, api_error, oauth_error, parse_retry_after
 from tiktok_pipeline.errors import PipelineError, is_retryable, needs_reauth
 
 # (code, HTTP status TikTok documents for it, expected class name, expected kind)
@@ -164,3 +159,12 @@ def test_every_exported_error_is_a_tiktok_error_with_a_consistent_kind() -> None
     for cls in errors:
         assert issubclass(cls, tiktok.TikTokError), cls
         assert not (cls.retryable and cls.needs_reauth), cls
+
+
+def test_the_docstring_draws_the_whole_tree_with_parents_and_kinds() -> None:
+    assert_drawing_matches(tiktok._errors.__doc__, tiktok._errors)
+
+
+def test_every_error_class_is_public() -> None:
+    # The drawing is the contract: a caller can catch any class of it, bases included.
+    assert set(declared_tree(tiktok._errors)) <= set(tiktok.__all__)

@@ -12,14 +12,9 @@ import httpx
 import pytest
 
 import tiktok
-from tiktok import (
-    OAuthClient,
-    build_authorize_url,
-    code_challenge,
-    new_authorization_request,
-    new_code_verifier,
-    parse_callback,
-)
+from tiktok import OAuthClient, new_code_verifier, parse_callback
+from tiktok._models import OAuthCallback
+from tiktok._oauth import build_authorize_url, code_challenge, new_authorization_request
 from tiktok_pipeline.settings import Settings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -124,7 +119,7 @@ def test_authorize_url_with_existing_query_is_extended(settings: Settings) -> No
 # --- callback -----------------------------------------------------------------------------------
 def test_callback_parsed_from_url_query_or_mapping() -> None:
     url = "http://localhost:8765/callback/?code=abc%2A1&scopes=user.info.basic%2Cvideo.publish&state=xyz"
-    expected = tiktok.OAuthCallback(code="abc*1", scopes=["user.info.basic", "video.publish"], state="xyz")
+    expected = OAuthCallback(code="abc*1", scopes=["user.info.basic", "video.publish"], state="xyz")
     assert parse_callback(url, expected_state="xyz") == expected
     assert parse_callback("?" + urlsplit(url).query, expected_state="xyz") == expected
     assert parse_callback({"code": "abc*1", "scopes": "user.info.basic,video.publish", "state": "xyz"},

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from tiktok import TIKTOK_RATE_LIMITS, Endpoint, SlidingWindowRateLimiter, default_rate_limiter
+from tiktok import TIKTOK_RATE_LIMITS, Endpoint, SlidingWindowRateLimiter
+from tiktok._ratelimit import default_rate_limiter
 
 
 class FakeTime:

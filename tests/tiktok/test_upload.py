@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import tiktok
-from tiktok import TikTokClient, UploadRetryPolicy, content_type_for, plan_chunks
-from tiktok._upload import READ_BLOCK
-from tiktok_pipeline.settings import MIN_CHUNK_SIZE, Settings
+from tiktok import MIN_CHUNK_SIZE, TikTokClient, UploadRetryPolicy, plan_chunks
+from tiktok._upload import READ_BLOCK, UploadResult, content_type_for
+from tiktok_pipeline.settings import Settings
 
 from .conftest import RateLimitRecorder
 from .upload_server import UploadServer
@@ -52,7 +52,7 @@ class Harness:
             random=lambda: 0.5,
         )
 
-    def upload(self, **kwargs: object) -> tiktok.UploadResult:
+    def upload(self, **kwargs: object) -> UploadResult:
         kwargs.setdefault("on_progress", lambda sent, total: self.progress.append((sent, total)))
         return self.client.upload_video(self.video, self.server.upload_url, self.plan, **kwargs)  # type: ignore[arg-type]
 
@@ -82,7 +82,7 @@ R2 = f"bytes {2 * MIN_CHUNK_SIZE}-{VIDEO_SIZE - 1}/{VIDEO_SIZE}"
 def test_clean_upload(harness, video_sha256: str) -> None:  # type: ignore[no-untyped-def]
     h = harness()
     result = h.upload()
-    assert result == tiktok.UploadResult(total_bytes=VIDEO_SIZE, chunks_sent=3, retries=0, resyncs=0)
+    assert result == UploadResult(total_bytes=VIDEO_SIZE, chunks_sent=3, retries=0, resyncs=0)
     assert h.ranges == [R0, R1, R2]
     assert h.server.digest.hexdigest() == video_sha256
     assert h.progress == [(MIN_CHUNK_SIZE, VIDEO_SIZE), (2 * MIN_CHUNK_SIZE, VIDEO_SIZE), (VIDEO_SIZE, VIDEO_SIZE)]
@@ -161,7 +161,7 @@ def test_lost_answer_resends_then_resumes_from_the_416(harness, video_sha256: st
     # Chunk 1 was stored but its answer lost: re-sent, 416 says "I hold up to chunk 1", go on with chunk 2.
     assert h.ranges == [R0, R1, R1, R2]
     # Chunk 1 was confirmed by the 416, not by a 2xx answer.
-    assert result == tiktok.UploadResult(total_bytes=VIDEO_SIZE, chunks_sent=2, retries=1, resyncs=1)
+    assert result == UploadResult(total_bytes=VIDEO_SIZE, chunks_sent=2, retries=1, resyncs=1)
     assert h.server.digest.hexdigest() == video_sha256
     assert h.progress[-1] == (VIDEO_SIZE, VIDEO_SIZE)
 

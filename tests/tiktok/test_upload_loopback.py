@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tiktok import TikTokClient, plan_chunks
-from tiktok_pipeline.settings import MIN_CHUNK_SIZE, Settings
+from tiktok import MIN_CHUNK_SIZE, TikTokClient, plan_chunks
+from tiktok_pipeline.settings import Settings
 
 from .conftest import RateLimitRecorder
 

@@ -15,12 +15,12 @@ from transcode import (
     FitMode,
     OutputNotCompliantError,
     OutputTooLargeError,
-    PlanPath,
     Policy,
     make_tiktok_ready,
     probe,
     verify,
 )
+from transcode._models import PlanPath
 from transcode._pipeline import smaller_bitrate
 from transcode._plan import plan
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from transcode import FitMode, Loudness, PlanPath, Policy, plan, probe
-from transcode._rules import video_bitrate_budget
+from transcode import FitMode, Policy, plan, probe, video_bitrate_budget
+from transcode._models import Loudness, PlanPath
 
 OUT = Path("/tmp/out.mp4")
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.media import ffprobe_json
-from transcode import HdrFormat, parse_probe, probe
+from transcode import probe
+from transcode._models import HdrFormat
+from transcode._probe import parse_probe
 
 
 def test_landscape_facts(media) -> None:

@@ -1,0 +1,204 @@
+"""`make up` / `make down`: start the stack's processes in order, seed them, deploy, check, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from deployments.names import WORK_POOL_NAME
+from deployments.up.checks import WORKER_NAME, server_log_tracebacks, wait_for_schedules, worker_online
+from deployments.up.server import deploy, prepare_prefect, sync_forms
+from deployments.up.layout import (
+    BIN,
+    HOST,
+    INCOMING_PREFIX,
+    ROOT,
+    SAMPLE_BUCKET,
+    SAMPLE_URI,
+    Layout,
+    Ports,
+    UpError,
+    api_url,
+    sandbox_url,
+    saved_encryption_key,
+    shown,
+    stack_env,
+    write_env_file,
+)
+from deployments.up.processes import Service, answers, ensure_running, port_is_free, stop, wait_until
+from deployments.up.seed import connect_sandbox_accounts, make_sample, upload_sample, wire_sample_bucket
+from ledger import generate_key
+from tiktok_pipeline.errors import PipelineError
+
+#: Start order; `down` stops in reverse.
+SERVICES = ("prefect", "sandbox", "moto", "worker", "listener")
+
+
+def services(ports: Ports) -> dict[str, Service]:
+    prefect = str(BIN / "prefect")
+    return {
+        "prefect": Service(
+            "prefect", (prefect, "server", "start", "--host", HOST, "--port", str(ports.prefect)),
+            ports.prefect, f"{api_url(ports)}/health",
+        ),
+        "sandbox": Service(
+            "sandbox",
+            (str(BIN / "tiktok-pipeline"), "sandbox", "--host", HOST, "--port", str(ports.sandbox),
+             "--log-level", "warning"),
+            ports.sandbox, f"{sandbox_url(ports)}/_sandbox/clock",
+        ),
+        "moto": Service(
+            "moto", (str(BIN / "moto_server"), "-H", HOST, "-p", str(ports.moto)), ports.moto,
+            f"http://{HOST}:{ports.moto}/moto-api/",
+        ),
+        "worker": Service(
+            "worker", (prefect, "--no-prompt", "worker", "start", "--pool", WORK_POOL_NAME, "--name", WORKER_NAME),
+            None, None,
+        ),
+        "listener": Service("listener", (str(BIN / "tiktok-pipeline"), "listen"), None, None),
+    }
+
+
+def publish_parameters() -> dict[str, object]:
+    return {"request": {"source": SAMPLE_URI, "accounts": ["main"], "privacy_level": "SELF_ONLY"}}
+
+
+def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: float) -> str:
+    parameters = publish_parameters()
+    run = (
+        f"PREFECT_API_URL={api_url(ports)} {shlex.quote(str(BIN / 'prefect'))} deployment run "
+        f"publish-video/publish-video --params {shlex.quote(json.dumps(parameters))} --watch"
+    )
+    env_file = shown(layout, layout.env_file)
+    metadata = {"tiktok-accounts": "main", "tiktok-privacy-level": "SELF_ONLY", "tiktok-caption": "Dropped in the bucket"}
+    code = (  # single quotes only, so the whole line can go in double quotes
+        f"import boto3; boto3.client('s3', endpoint_url='http://{HOST}:{ports.moto}', region_name='us-east-1', "
+        "aws_access_key_id='testing', aws_secret_access_key='testing').upload_file("
+        f"'{layout.sample}', '{SAMPLE_BUCKET}', '{INCOMING_PREFIX}clip.mp4', ExtraArgs={{'Metadata': {metadata!r}}})"
+    )
+    upload = f'{BIN / "python"} -c "{code}"'
+    return "\n".join([
+        f"tiktok-pipeline is up ({seconds:.1f} s)",
+        f"  Prefect UI      http://{HOST}:{ports.prefect}",
+        f"  TikTok sandbox  {sandbox_url(ports)}  (posts received: {sandbox_url(ports)}/_sandbox/posts)",
+        f"  S3 (moto)       http://{HOST}:{ports.moto}  sample clip: {SAMPLE_URI}",
+        f"  accounts        {', '.join(accounts)}",
+        f"  worker          {WORKER_NAME} on work pool {WORK_POOL_NAME}",
+        f"  environment     {env_file}  (logs: {env_file.parent}/*.log)",
+        "",
+        "Publish the sample from the UI: Deployments → publish-video → Run → Custom run, then in `request`:",
+        f"  source         {SAMPLE_URI}",
+        "  accounts       main",
+        "  privacy_level  SELF_ONLY",
+        "  (leave the other fields as they are; as JSON: " + json.dumps(parameters["request"]) + ")",
+        "",
+        "Or from a shell:",
+        f"  {run}",
+        "The same request twice gives the first post back (idempotency): change the caption to post again.",
+        "",
+        f"Or let the bucket publish by itself: anything uploaded under s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX} is picked up by",
+        "the listener (S3 → SQS → publish-s3-object), with what to publish in a <key>.json sidecar or metadata:",
+        f"  {upload}",
+        "",
+        "Stop everything with `make down` (the ledger and the Prefect database are kept).",
+    ])  # fmt: skip
+
+
+def up(layout: Layout = Layout(ROOT)) -> None:
+    started = time.monotonic()
+    ports = Ports.from_env(os.environ)
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    key = saved_encryption_key(layout.env_file) or generate_key()
+    prefect_home = Path(os.environ.get("PREFECT_HOME") or layout.root / ".prefect")
+    values = stack_env(layout, ports, key, prefect_home)
+    write_env_file(layout.env_file, values)
+    # This process connects the accounts and runs the setup: it sees what the services see.
+    os.environ.update(values)
+    env = dict(os.environ)
+    plan = services(ports)
+
+    processes = {}
+    for name in ("prefect", "sandbox", "moto"):
+        processes[name], fresh = ensure_running(plan[name], env, layout)
+        print(f"{name}: {'started' if fresh else 'already running'} (pid {processes[name].pid})", flush=True)
+
+    def wait_healthy(name: str) -> None:
+        url = plan[name].health_url
+        wait_until(lambda: answers(url), processes[name], name, layout.log_file(name))
+        print(f"{name}: ready at {url}", flush=True)
+
+    # Work that needs only the sandbox and S3 overlaps the Prefect server's (slower) start.
+    make_sample(layout.sample)
+    wait_healthy("sandbox")
+    if not port_is_free(ports.redirect):
+        raise UpError(f"port {ports.redirect} (OAuth redirect) is used by another program: set UP_REDIRECT_PORT")
+    accounts = connect_sandbox_accounts()
+    print(f"accounts connected through OAuth: {', '.join(accounts)}", flush=True)
+    wait_healthy("moto")
+    upload_sample(layout.sample, values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"])
+    print(f"sample clip uploaded to {SAMPLE_URI}", flush=True)
+    wiring = wire_sample_bucket(values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"])
+    values.update(wiring.env())
+    env.update(wiring.env())
+    os.environ.update(wiring.env())
+    write_env_file(layout.env_file, values)
+    print(f"bucket notification: s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX}* → {wiring.env()['TIKTOK_PIPELINE_S3_QUEUE_URL']}",
+          flush=True)
+    wait_healthy("prefect")
+    for line in prepare_prefect(ports):
+        print(f"setup: {line}", flush=True)
+    deploy(env, layout)
+    print("deployed prefect.yaml (publish-video, publish-s3-object, refresh-tokens, cleanup, ...)", flush=True)
+    print("\n".join(sync_forms(ports)), flush=True)
+    for name, when in wait_for_schedules(api_url(ports)).items():
+        print(f"scheduler: next {name} run at {when:%Y-%m-%d %H:%M} UTC", flush=True)
+    if problems := server_log_tracebacks(layout.log_file("prefect")):
+        raise UpError(f"the Prefect server logged {len(problems)} traceback(s), the last: {problems[-1]}; "
+                      f"see {shown(layout, layout.log_file('prefect'))}")
+    retried = server_log_tracebacks(layout.log_file("prefect"), transient=True)
+    print("Prefect server log: no traceback" + (f" ({len(retried)} transient SQLite 'database is locked', retried by "
+                                                 "Prefect)" if retried else ""), flush=True)
+
+    since = datetime.now(timezone.utc)
+    worker, fresh = ensure_running(plan["worker"], env, layout)
+    if fresh:
+        wait_until(lambda: worker_online(ports, since), worker, "worker", layout.log_file("worker"))
+    print(f"worker: {'started' if fresh else 'already running'} (pid {worker.pid})", flush=True)
+    listener, fresh = ensure_running(plan["listener"], env, layout)
+    if fresh:
+        log = layout.log_file("listener")
+        wait_until(lambda: log.exists() and "listening to" in log.read_text(errors="replace"), listener, "listener", log)
+    print(f"listener: {'started' if fresh else 'already running'} (pid {listener.pid})", flush=True)
+    print()
+    print(summary(ports, layout, accounts, time.monotonic() - started))
+
+
+def down(layout: Layout = Layout(ROOT)) -> None:
+    for name in reversed(SERVICES):
+        pid = stop(layout.pid_file(name))
+        print(f"{name}: stopped (pid {pid})" if pid else f"{name}: not running", flush=True)
+    print(f"data kept in {shown(layout, layout.state_dir)}/")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.up",
+                                     description="`make up` / `make down`: the whole pipeline on this machine, in the background.")
+    parser.add_argument("command", choices=("up", "down"))
+    command = parser.parse_args(argv).command
+    try:
+        layout = Layout.from_env(ROOT, os.environ)
+        up(layout) if command == "up" else down(layout)
+    except (UpError, PipelineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if command == "up":
+            print("What started is still running (see the logs); `make down` stops it.", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,183 @@
+"""The steps of a post as plain functions: the real sandbox, a SQLite ledger, no Prefect."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import PostState
+from publishing import CapPolicy, PublishRequest, is_done
+from publishing.maintenance import posts_to_reconcile, reconcile_post
+from publishing.posting import (
+    CreatorCheck,
+    PreflightFailed,
+    PreparedMedia,
+    ScheduledRun,
+    StepFailure,
+    check_creator,
+    creator_markdown,
+    init_post,
+    init_record,
+    kept_media_in_use,
+    open_post,
+    plan_media,
+    poll_status,
+    preflight,
+    record_failures,
+    upload,
+)
+from publishing.services import Services
+from publishing.sources import FetchedSource, sha256_of
+from tiktok import PrivacyNotAllowed
+
+
+def _request(**overrides) -> PublishRequest:
+    fields = {"source": "/videos/clip.mp4", "accounts": ["main"], "caption": "service layer #test",
+              "privacy_level": "SELF_ONLY"} | overrides
+    return PublishRequest(**fields)
+
+
+@pytest.fixture
+def clip(media, tmp_path: Path) -> tuple[FetchedSource, PreparedMedia]:
+    """The compliant test clip as a fetched source and as the media prepared from it (no transcode needed)."""
+    path = tmp_path / "work" / "tiktok-ready.mp4"
+    path.parent.mkdir()
+    shutil.copyfile(media.path("compliant"), path)
+    digest, size = sha256_of(path), path.stat().st_size
+    source = FetchedSource(uri=str(media.path("compliant")), path=path, size=size, sha256=digest)
+    prepared = PreparedMedia(path=str(path), size=size, sha256=digest, duration=3.0, path_taken="remux", seconds=0.1)
+    return source, prepared
+
+
+def test_preflight_names_accounts_that_are_not_connected_and_refuses_a_missing_key(services: Services) -> None:
+    unknown = preflight(services, _request(accounts=["main", "nobody"]))
+    assert list(unknown) == ["nobody"] and "tiktok-pipeline accounts connect nobody" in unknown["nobody"].message
+    keyless = Services(services.settings.model_copy(update={"encryption_key": None}), ledger=services.ledger)
+    with pytest.raises(PreflightFailed, match="TIKTOK_PIPELINE_ENCRYPTION_KEY"):
+        preflight(keyless, _request())
+
+
+def test_creator_check_refuses_a_privacy_level_the_creator_does_not_offer(services: Services) -> None:
+    with pytest.raises(PrivacyNotAllowed):
+        check_creator(services, "private", _request(accounts=["private"], privacy_level="PUBLIC_TO_EVERYONE"))
+    check = check_creator(services, "private", _request(accounts=["private"], privacy_level="SELF_ONLY"))
+    assert check.nickname == "Private Creator" and check.max_duration_s == 180
+    assert check.post_info["privacy_level"] == "SELF_ONLY"
+    assert "# Posting as Private Creator" in creator_markdown(check, _request())
+
+
+def test_open_post_claims_one_row_per_request_and_account(services: Services, clip) -> None:
+    source, _ = clip
+    request = _request()
+    post, created = open_post(services, request, "main", source, None)
+    again, created_again = open_post(services, request, "main", source, None)
+    assert created and not created_again and again.id == post.id and post.state is PostState.queued
+    other, created_other = open_post(services, request, "private", source, None)
+    assert created_other and other.id != post.id
+
+
+def test_init_upload_poll_publish_a_post_once(services: Services, clip, sandbox) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    started = init_post(services, request, check, source, prepared, flow_run_id="run-1")
+    assert started.state is PostState.initialized and started.publish_id
+    record = init_record(services, started.post_id)
+    assert record.flow_run_id == "run-1" and record.sha256 == prepared.sha256
+    assert record.sha256 in kept_media_in_use(services)
+
+    class Recorded:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, float]] = []
+
+        def start(self, description: str) -> None:
+            self.seen.append((description, 0.0))
+
+        def update(self, percent: float, description: str | None = None) -> None:
+            self.seen.append((description or "", percent))
+
+    progress = Recorded()
+    uploaded = upload(services, started, prepared, progress=progress)
+    assert uploaded.state is PostState.uploaded and progress.seen[-1][1] == 100.0
+    done = poll_status(services, uploaded, check.username)
+    assert done.state is PostState.published and done.ok
+    assert [p["publish_id"] for p in sandbox.posts()] == [done.publish_id]
+    # The same request again sends nothing: the ledger row says it is posted.
+    repeat = init_post(services, request, check, source, prepared)
+    assert repeat.reused and repeat.publish_id == done.publish_id and len(sandbox.posts()) == 1
+    assert not kept_media_in_use(services)  # a published post needs its media no more
+    assert plan_media(services, request, ["main"], source).needed == []
+
+
+def test_a_used_up_cap_defers_the_post_to_the_next_slot_or_fails_it(services: Services, clip, sandbox) -> None:
+    source, prepared = clip
+    services.ledger.set_daily_caps("main", direct=1)
+    first = _request(caption="first")
+    check = check_creator(services, "main", first)
+    assert init_post(services, first, check, source, prepared).state is PostState.initialized
+    scheduled: list[tuple[int, object]] = []
+
+    def schedule(post_id: int, when) -> ScheduledRun:
+        scheduled.append((post_id, when))
+        return ScheduledRun(id="deferred-run", name="deferred-1")
+
+    second = _request(caption="second", cap_policy=CapPolicy.defer)
+    deferred = init_post(services, second, check, source, prepared, schedule=schedule)
+    assert deferred.error_code == "DailyCapReached" and deferred.flow_run_id == "deferred-run"
+    assert scheduled == [(deferred.post_id, deferred.scheduled_for)] and deferred.scheduled_for is not None
+    assert deferred.state is PostState.media_ready and is_done(deferred)  # waiting for its slot, nothing sent
+    # fail policy (or nothing able to schedule it): the post fails, naming the cap.
+    third = init_post(services, _request(caption="third", cap_policy=CapPolicy.fail), check, source, prepared,
+                      schedule=schedule)
+    assert third.state is PostState.failed and third.error_code == "DailyCapReached" and len(scheduled) == 1
+    assert len(sandbox.posts()) == 1
+
+
+def test_failures_before_tiktok_are_recorded_and_a_rerun_tries_again(services: Services) -> None:
+    request = _request(accounts=["main", "nobody"])
+    failure = StepFailure(step="ingest", code="SourceNotFound", message="no such file")
+    results = record_failures(services, request, {"main": failure, "nobody": StepFailure(
+        step="preflight", code="AccountNotFound", message="not connected")})
+    assert results["main"].state is PostState.failed and results["main"].post_id is not None
+    assert results["nobody"].post_id is None  # no account row to record it under
+    again = record_failures(services, request, {"main": failure})
+    assert again["main"].post_id == results["main"].post_id
+    events = services.ledger.post_events(again["main"].post_id)
+    assert [e.to_state for e in events if e.to_state is not None].count(PostState.failed) == 2  # tried again, failed again
+
+
+def test_reconcile_fails_an_upload_abandoned_past_its_url_lifetime(services: Services, clip, clock) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    started = init_post(services, request, check, source, prepared)
+    assert started.state is PostState.initialized
+    assert [p.id for p in posts_to_reconcile(services)] == []  # fresh: its run may still upload it
+    clock.advance(timedelta(hours=1, minutes=5))
+    assert [p.id for p in posts_to_reconcile(services)] == [started.post_id]
+    post = reconcile_post(services, started.post_id)
+    assert post.state is PostState.failed and post.error_code == "upload_incomplete"
+
+
+def test_a_creator_check_model_round_trips() -> None:
+    check = CreatorCheck(account="a", open_id="o", nickname=None, username=None, max_duration_s=None, post_info=None)
+    assert CreatorCheck.model_validate(check.model_dump()) == check
+
+
+def test_an_initialized_post_resumes_with_the_media_kept_at_init(services: Services, clip, sandbox) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    started = init_post(services, request, check, source, prepared)
+    Path(prepared.path).unlink()  # the run's working files are gone (a crash): the kept copy is what init announced
+    plan = plan_media(services, request, ["main"], source)
+    assert plan.needed == [] and plan.kept["main"].sha256 == prepared.sha256 and plan.kept["main"].path_taken == "kept"
+    resumed = init_post(services, request, check, source, plan.kept["main"],
+                        still_running=lambda record: pytest.fail("the kept media is here: nobody needs asking"))
+    assert resumed.post_id == started.post_id and resumed.publish_id == started.publish_id
+    uploaded = upload(services, resumed, plan.kept["main"])
+    assert uploaded.state is PostState.uploaded
+    assert [p["publish_id"] for p in sandbox.posts()] == [started.publish_id]
