@@ -11,6 +11,8 @@ atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
 # Every run reads its retry settings when it starts (tasks.policy.with_retries): tests retry at once, and fewer times.
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRY_BACKOFF", "0")
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRIES", "2")
+# A run that left a post claimed (a simulated crash) is taken over after 10 s instead of 2 min.
+os.environ.setdefault("TIKTOK_PIPELINE_CLAIM_LEASE", "10")
 
 pytest_plugins = [
     "tests.plugins.sandbox",

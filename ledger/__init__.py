@@ -6,14 +6,19 @@ managed by the Alembic migrations shipped in `ledger/migrations` and applied on 
     post, created = ledger.create_or_get_post(key, account_name="brand", source_uri=..., content_sha256=...)
     ledger.reserve_slot(post)                  # DailyCapReached when the creator's 24 h cap is used up
     token, _ = ledger.ensure_fresh_token("brand", client.refresh)
-    ledger.mark_initialized(post, publish_id)  # committed before the first chunk is uploaded
+    claim = ledger.claim_post(post, owner, lease=timedelta(minutes=5))  # PostClaimedElsewhere if live elsewhere
+    attempt = ledger.record_init_attempt(post, owner=owner)   # committed before TikTok's init is called
+    post = ledger.record_publish_id(attempt, publish_id)     # its own commit, the moment the answer arrives
+    ledger.mark_attempt_lost(attempt, "init answered 503")   # or mark_attempt_failed: TikTok refused it
 
 Public surface
 - The ledger: `Ledger`, `generate_key` (a Fernet key for TIKTOK_PIPELINE_ENCRYPTION_KEY),
   `default_idempotency_key`, `cap_usage` and its `CAP_WINDOW` (the rolling 24 h of a daily cap).
-- Views it hands out (immutable): `Account`, `Post`, `PostEvent`, and the `TokenGrant` it stores.
+- Views it hands out (immutable): `Account`, `Post`, `PostEvent`, `Claim` (a lease on a post),
+  `InitAttempt` (one write-ahead init call), and the `TokenGrant` it stores.
 - States: `PublishMode` (our direct / inbox / hold, not TikTok's post_mode), `PostState`, `AccountStatus`,
-  the state machine `TRANSITIONS` and `BEFORE_INIT_STATES` (not yet sent to TikTok).
+  the state machine `TRANSITIONS` and `BEFORE_INIT_STATES` (not yet sent to TikTok); `AttemptOutcome`
+  of an init attempt and `CAP_COUNTED_OUTCOMES` (those TikTok may have counted against the cap).
 - Errors: one tree rooted at `LedgerError`, drawn in `ledger/_errors.py`.
 """
 
@@ -22,6 +27,7 @@ from ledger._errors import (
     AccountConflict,
     AccountNeedsReconnect,
     AccountNotFound,
+    ClaimLost,
     DailyCapReached,
     DatabaseUnavailable,
     DuplicatePost,
@@ -30,11 +36,20 @@ from ledger._errors import (
     IllegalTransition,
     LedgerError,
     LedgerInputInvalid,
+    PostClaimedElsewhere,
     PostNotFound,
 )
 from ledger._ledger import CAP_WINDOW, Ledger, cap_usage, default_idempotency_key
-from ledger._states import BEFORE_INIT_STATES, TRANSITIONS, AccountStatus, PostState, PublishMode
-from ledger._types import Account, Post, PostEvent, TokenGrant
+from ledger._states import (
+    BEFORE_INIT_STATES,
+    CAP_COUNTED_OUTCOMES,
+    TRANSITIONS,
+    AccountStatus,
+    AttemptOutcome,
+    PostState,
+    PublishMode,
+)
+from ledger._types import Account, Claim, InitAttempt, Post, PostEvent, TokenGrant
 
 __all__ = [
     # the ledger
@@ -45,13 +60,17 @@ __all__ = [
     "generate_key",
     # views
     "Account",
+    "Claim",
+    "InitAttempt",
     "Post",
     "PostEvent",
     "TokenGrant",
     # states
     "BEFORE_INIT_STATES",
+    "CAP_COUNTED_OUTCOMES",
     "TRANSITIONS",
     "AccountStatus",
+    "AttemptOutcome",
     "PostState",
     "PublishMode",
     # errors
@@ -59,6 +78,7 @@ __all__ = [
     "AccountConflict",
     "AccountNeedsReconnect",
     "AccountNotFound",
+    "ClaimLost",
     "DailyCapReached",
     "DatabaseUnavailable",
     "DuplicatePost",
@@ -66,5 +86,6 @@ __all__ = [
     "EncryptionKeyMissing",
     "IllegalTransition",
     "LedgerInputInvalid",
+    "PostClaimedElsewhere",
     "PostNotFound",
 ]

@@ -12,7 +12,9 @@
         ├── PostNotFound                final        no post of that id, key or publish_id
         ├── DuplicatePost               final        idempotency key taken by a different post
         ├── IllegalTransition           final        the state machine forbids the move
-        └── DailyCapReached             final        24 h cap used up; next_slot_at
+        ├── DailyCapReached             final        24 h cap used up; next_slot_at
+        ├── PostClaimedElsewhere        final        another runner's live lease; owner, lease_expires_at
+        └── ClaimLost                   final        the lease is no longer this owner's; holder
 
 `tests/ledger/test_errors.py` holds this drawing to the classes (parents and kinds).
 """
@@ -88,3 +90,35 @@ class DailyCapReached(LedgerError):
     def __init__(self, message: str, *, next_slot_at: datetime | None, detail: Any = None) -> None:
         super().__init__(message, detail=detail)
         self.next_slot_at = next_slot_at
+
+
+class PostClaimedElsewhere(LedgerError):
+    """Another runner holds a live lease on the post (`Ledger.claim_post`): it is in progress elsewhere.
+    `owner` and `lease_expires_at` name the holder and when its lease runs out (then it may be taken over)."""
+
+    def __init__(self, post_id: int, owner: str, lease_expires_at: datetime, *, detail: Any = None) -> None:
+        super().__init__(
+            f"post {post_id} is in progress elsewhere: claimed by {owner!r} until "
+            f"{lease_expires_at:%Y-%m-%d %H:%M:%S} UTC",
+            detail=detail if detail is not None else {
+                "post_id": post_id, "owner": owner, "lease_expires_at": lease_expires_at.isoformat(),
+            },
+        )
+        self.post_id = post_id
+        self.owner = owner
+        self.lease_expires_at = lease_expires_at
+
+
+class ClaimLost(LedgerError):
+    """The caller no longer holds the post's lease (it expired and was taken over, or was released):
+    it must stop working on the post. `holder` is the current owner (None: nobody)."""
+
+    def __init__(self, post_id: int, owner: str, holder: str | None, *, detail: Any = None) -> None:
+        now_held = f"it is held by {holder!r}" if holder else "nobody holds it"
+        super().__init__(
+            f"post {post_id}: {owner!r} no longer holds its lease ({now_held})",
+            detail=detail if detail is not None else {"post_id": post_id, "owner": owner, "holder": holder},
+        )
+        self.post_id = post_id
+        self.owner = owner
+        self.holder = holder

@@ -6,6 +6,9 @@ Concurrency model
   transaction is `BEGIN IMMEDIATE`, which takes the database's single write lock up front, so
   check-then-write sequences of threads and processes never interleave.
 - Reads run in ordinary transactions (WAL lets SQLite readers run beside the writer).
+- Claims (`claim_post`) are compare-and-set: one conditional UPDATE whose rowcount says who won, so they
+  hold on PostgreSQL's READ COMMITTED without a lock taken first. Init attempts are a write-ahead log
+  (`record_init_attempt` commits before TikTok is called, `record_publish_id` the moment it answers).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from ledger._errors import (
     AccountConflict,
     AccountNeedsReconnect,
     AccountNotFound,
+    ClaimLost,
     DailyCapReached,
     DatabaseUnavailable,
     DuplicatePost,
     IllegalTransition,
     LedgerInputInvalid,
+    PostClaimedElsewhere,
     PostNotFound,
 )
 from ledger._models import (
@@ -42,19 +47,23 @@ from ledger._models import (
     DEFAULT_INBOX_DAILY_CAP,
     MAX_ACCOUNT_NAME_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_LEASE_OWNER_LENGTH,
     AccountRow,
+    InitAttemptRow,
     PostEventRow,
     PostRow,
 )
 from ledger._states import (
     BEFORE_INIT_STATES,
+    CAP_COUNTED_OUTCOMES,
     RECONCILE_STATES,
     AccountStatus,
+    AttemptOutcome,
     PostState,
     PublishMode,
     check_transition,
 )
-from ledger._types import Account, CapsLeft, CapUsage, Post, PostEvent, TokenGrant
+from ledger._types import Account, CapsLeft, CapUsage, Claim, InitAttempt, Post, PostEvent, TokenGrant
 from tiktok_pipeline.errors import is_retryable, needs_reauth
 from tiktok_pipeline.settings import StorageSettings
 
@@ -67,6 +76,8 @@ ACCOUNT_NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ACCOUNT_
 #: Seconds a SQLite connection waits for the write lock before giving up (then: DatabaseUnavailable).
 SQLITE_BUSY_TIMEOUT = 30.0
 POSTGRES_CONNECT_TIMEOUT = 10
+#: How often `claim_post` re-reads and retries when its compare-and-set lost a race it may still win.
+_CLAIM_ROUNDS = 5
 
 
 def default_idempotency_key(content_sha256: str, account_name: str, caption: str, mode: PublishMode | str) -> str:
@@ -396,10 +407,8 @@ class Ledger:
             now = self._clock()
             if row.slot_reserved_at is not None and row.slot_reserved_at > now - CAP_WINDOW:
                 return Post.model_validate(row)
-            limit = account.direct_daily_cap if row.mode is PublishMode.direct else account.inbox_daily_cap
-            usage = cap_usage(self._slot_times(session, account.id, row.mode, now), limit, now)
+            limit, usage, when = self._cap(session, account, row.mode, now)
             if usage.left == 0:
-                when = f"at {usage.next_slot_at:%Y-%m-%d %H:%M:%S} UTC" if usage.next_slot_at else "never (cap is 0)"
                 raise DailyCapReached(
                     f"account {account.name!r} used {usage.used} of its {limit} {row.mode} posts in the last 24 h; "
                     f"the next slot frees {when}",
@@ -654,6 +663,294 @@ class Ledger:
             )
             return [PostEvent.model_validate(row) for row in rows]
 
+    # --- claims (leases) ---------------------------------------------------------------------------
+
+    def claim_post(self, post: Post | int, owner: str, lease: timedelta, *, take_over_from: str | None = None) -> Claim:
+        """Claim the post for `owner` until now + `lease`, by compare-and-set: it succeeds only while no
+        other owner holds a live lease (none, expired, or already `owner`'s: then it is a renewal).
+        `take_over_from` names a holder the caller knows to be dead (its run ended): its live lease is
+        taken over too, and only while that holder still has it.
+
+        One conditional UPDATE decides (`lease_owner IS NULL OR lease_expires_at <= now OR lease_owner =
+        owner`, and unchanged since read), checked by its rowcount, so of any number of concurrent
+        claimers, in threads or processes, on SQLite or PostgreSQL, exactly one wins. A new claim is
+        recorded in the post's events as `claimed`, a takeover of an expired lease as `claim_taken_over`
+        (renewals are not logged). Raises `PostClaimedElsewhere` (owner, lease_expires_at) otherwise.
+        """
+        post_id = _post_id(post)
+        _check_owner(owner)
+        if lease <= timedelta(0):
+            raise LedgerInputInvalid(f"a lease must be positive, got {lease}", detail={"lease": str(lease)})
+        for _ in range(_CLAIM_ROUNDS):
+            with self._transaction(write=True) as session:
+                seen = session.execute(
+                    sa.select(PostRow.state, PostRow.lease_owner, PostRow.lease_expires_at).where(PostRow.id == post_id)
+                ).first()
+                if seen is None:
+                    raise PostNotFound(f"no post with id {post_id}", detail={"post_id": post_id})
+                now = self._clock()
+                if (seen.lease_owner not in (None, owner) and seen.lease_expires_at > now
+                        and seen.lease_owner != take_over_from):
+                    raise PostClaimedElsewhere(post_id, seen.lease_owner, seen.lease_expires_at)
+                expires_at = now + lease
+                swapped = session.execute(
+                    sa.update(PostRow)
+                    .where(
+                        PostRow.id == post_id,
+                        sa.or_(
+                            PostRow.lease_owner.is_(None),
+                            PostRow.lease_expires_at <= now,
+                            PostRow.lease_owner == owner,
+                            *([PostRow.lease_owner == take_over_from] if take_over_from else []),
+                        ),
+                        # Compare-and-set: nobody changed the lease since we read it (the event stays true).
+                        PostRow.lease_owner.is_not_distinct_from(seen.lease_owner),
+                        PostRow.lease_expires_at.is_not_distinct_from(seen.lease_expires_at),
+                    )
+                    .values(lease_owner=owner, lease_expires_at=expires_at)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if swapped != 1:
+                    continue  # someone else's claim, renewal or release landed between read and update
+                taken_over_from = seen.lease_owner if seen.lease_owner not in (None, owner) else None
+                if seen.lease_owner != owner:
+                    data: dict[str, Any] = {"owner": owner, "lease_expires_at": expires_at.isoformat()}
+                    if taken_over_from is not None:
+                        data |= {"taken_over_from": taken_over_from,
+                                 "expired_at": seen.lease_expires_at.isoformat()}
+                    session.add(PostEventRow(
+                        post_id=post_id, at=now, from_state=seen.state, to_state=seen.state,
+                        kind="claim_taken_over" if taken_over_from else "claimed",
+                        message=(f"{owner} took over the lease of {taken_over_from} "
+                                 + ("(it expired)" if seen.lease_expires_at <= now else "(its run has ended)")
+                                 if taken_over_from else f"claimed by {owner}"),
+                        data=data,
+                    ))
+                return Claim(post_id=post_id, owner=owner, expires_at=expires_at, taken_over_from=taken_over_from)
+        raise DatabaseUnavailable(
+            f"post {post_id}: the lease kept changing under {_CLAIM_ROUNDS} claim attempts; try again",
+            detail={"post_id": post_id, "owner": owner},
+        )
+
+    def renew_claim(self, post: Post | int, owner: str, lease: timedelta) -> Claim:
+        """Extend `owner`'s lease to now + `lease` (also when it expired but nobody took it over yet).
+        Raises `ClaimLost` when another owner took it over or it was released: stop working on the post."""
+        post_id = _post_id(post)
+        _check_owner(owner)
+        if lease <= timedelta(0):
+            raise LedgerInputInvalid(f"a lease must be positive, got {lease}", detail={"lease": str(lease)})
+        with self._transaction(write=True) as session:
+            now = self._clock()
+            expires_at = now + lease
+            renewed = session.execute(
+                sa.update(PostRow)
+                .where(PostRow.id == post_id, PostRow.lease_owner == owner)
+                .values(lease_expires_at=expires_at)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if renewed == 1:
+                return Claim(post_id=post_id, owner=owner, expires_at=expires_at)
+            raise ClaimLost(post_id, owner, self._post(session, post_id).lease_owner)
+
+    def release_claim(self, post: Post | int, owner: str) -> bool:
+        """Give up `owner`'s lease (event `claim_released`); False when `owner` did not hold it (any more)."""
+        post_id = _post_id(post)
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id)
+            released = session.execute(
+                sa.update(PostRow)
+                .where(PostRow.id == post_id, PostRow.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if released != 1:
+                return False
+            now = self._clock()
+            session.add(PostEventRow(post_id=post_id, at=now, from_state=row.state, to_state=row.state,
+                                     kind="claim_released", message=f"released by {owner}", data={"owner": owner}))
+            return True
+
+    def get_claim(self, post: Post | int) -> Claim | None:
+        """The post's live lease, or None when nobody holds one (never claimed, released or expired)."""
+        post_id = _post_id(post)
+        with self._transaction(write=False) as session:
+            row = self._post(session, post_id)
+            if row.lease_owner is None or row.lease_expires_at is None or row.lease_expires_at <= self._clock():
+                return None
+            return Claim(post_id=post_id, owner=row.lease_owner, expires_at=row.lease_expires_at)
+
+    # --- init attempts (write-ahead) ----------------------------------------------------------------
+
+    def record_init_attempt(self, post: Post | int, *, owner: str | None = None) -> InitAttempt:
+        """Record an init call before making it (committed when this returns): the next attempt of a
+        media_ready post holding a slot, outcome `pending`. Event `init_attempt`.
+
+        Earlier attempts still pending are marked `lost` first: their runner died or gave up without
+        storing an answer (the caller holds the claim, so nobody else is calling). With `owner`, the
+        attempt is recorded only while `owner` holds the post's lease (else `ClaimLost`): a runner whose
+        expired lease was taken over cannot call init any more.
+
+        Daily cap: an attempt after one whose answer may have created a post at TikTok (pending, lost or
+        answered) needs a slot of its own; `DailyCapReached` (next_slot_at) when none is left.
+        """
+        post_id = _post_id(post)
+        if owner is not None:
+            _check_owner(owner)
+        with self._transaction(write=True) as session:
+            account_id = session.scalar(sa.select(PostRow.account_id).where(PostRow.id == post_id))
+            if account_id is None:
+                raise PostNotFound(f"no post with id {post_id}", detail={"post_id": post_id})
+            account = session.scalars(sa.select(AccountRow).where(AccountRow.id == account_id).with_for_update()).one()
+            row = self._post(session, post_id, lock=True)
+            if owner is not None and row.lease_owner != owner:
+                raise ClaimLost(post_id, owner, row.lease_owner)
+            if account.status is AccountStatus.needs_reconnect:
+                raise AccountNeedsReconnect(account.name, account.status_reason or "marked needs_reconnect")
+            if row.state is not PostState.media_ready or row.publish_id is not None:
+                raise IllegalTransition(
+                    f"post {post_id} is {row.state}" + (f" with publish_id {row.publish_id}" if row.publish_id else "")
+                    + ": init attempts are recorded for media_ready posts without a publish_id",
+                    detail={"post_id": post_id, "state": str(row.state), "publish_id": row.publish_id},
+                )
+            if row.slot_reserved_at is None:
+                raise IllegalTransition(
+                    f"post {post_id} holds no daily slot: reserve_slot comes before init",
+                    detail={"post_id": post_id},
+                )
+            now = self._clock()
+            attempts = list(session.scalars(
+                sa.select(InitAttemptRow).where(InitAttemptRow.post_id == post_id).order_by(InitAttemptRow.number)
+            ))
+            number = attempts[-1].number + 1 if attempts else 1
+            for stale in (a for a in attempts if a.outcome is AttemptOutcome.pending):
+                stale.outcome, stale.finished_at = AttemptOutcome.lost, now
+                stale.error_message = f"superseded by attempt {number}: no answer was ever stored"
+                self._add_event(session, row, row.state, kind="init_attempt_lost", at=now, message=stale.error_message,
+                                data={"attempt": stale.number, "attempt_id": stale.id})
+            if any(a.outcome in CAP_COUNTED_OUTCOMES for a in attempts):
+                limit, usage, when = self._cap(session, account, row.mode, now)
+                if usage.left == 0:
+                    raise DailyCapReached(
+                        f"account {account.name!r}: a new init of post {post_id} (attempt {number}, after one TikTok "
+                        f"may have counted) needs a {row.mode} slot of its own, and {usage.used} of {limit} are used "
+                        f"in the last 24 h (inits whose answer was lost count too); the next slot frees {when}",
+                        next_slot_at=usage.next_slot_at,
+                        detail={"account_name": account.name, "mode": str(row.mode), "post_id": post_id,
+                                "attempt": number, **usage.model_dump(mode="json")},
+                    )
+            attempt = InitAttemptRow(post_id=post_id, number=number, owner=owner, started_at=now,
+                                     outcome=AttemptOutcome.pending)
+            session.add(attempt)
+            session.flush()
+            row.updated_at = now
+            self._add_event(session, row, row.state, kind="init_attempt", at=now,
+                            message=f"init attempt {number}" + (f" by {owner}" if owner else ""),
+                            data={"attempt": number, "attempt_id": attempt.id, "owner": owner})
+            return InitAttempt.model_validate(attempt)
+
+    def record_publish_id(self, attempt: InitAttempt | int, publish_id: str, *, privacy_level: str | None = None,
+                          message: str | None = None, data: dict[str, Any] | None = None) -> Post:
+        """Store the publish_id TikTok answered to `attempt`, in its own commit, the moment it arrives:
+        the attempt becomes `answered` and the post `initialized` with that publish_id, together
+        (with `privacy_level`, and `message` and `data` on the transition's event).
+
+        Idempotent for the same publish_id. When the post can no longer take it (another attempt's
+        publish_id was stored first, or the post moved on), the attempt still keeps its publish_id
+        (committed, event `init_answer_late`) and `IllegalTransition` is raised: upload nothing to it.
+        """
+        if not publish_id:
+            raise LedgerInputInvalid("record_publish_id needs the publish_id TikTok returned", detail={})
+        extra = data
+        attempt_id = attempt.id if isinstance(attempt, InitAttempt) else attempt
+        late: IllegalTransition | None = None
+        try:
+            with self._transaction(write=True) as session:
+                found = self._attempt(session, attempt_id)
+                row = self._post(session, found.post_id, lock=True)
+                found = self._attempt(session, attempt_id, lock=True)
+                if found.outcome is AttemptOutcome.answered:
+                    if found.publish_id == publish_id:
+                        return Post.model_validate(row)
+                    raise IllegalTransition(
+                        f"init attempt {found.number} of post {row.id} was already answered with publish_id "
+                        f"{found.publish_id}, not {publish_id}",
+                        detail={"post_id": row.id, "attempt": found.number, "publish_id": found.publish_id},
+                    )
+                if found.outcome is AttemptOutcome.failed:
+                    raise IllegalTransition(
+                        f"init attempt {found.number} of post {row.id} already failed ({found.error_code}); "
+                        f"it cannot be answered with publish_id {publish_id}",
+                        detail={"post_id": row.id, "attempt": found.number, "error_code": found.error_code},
+                    )
+                now = self._clock()
+                found.outcome, found.publish_id, found.finished_at = AttemptOutcome.answered, publish_id, now
+                data = {"publish_id": publish_id, "attempt": found.number, "attempt_id": found.id}
+                from_state = row.state
+                if row.state is PostState.media_ready and row.publish_id is None:
+                    row.state, row.publish_id, row.updated_at = PostState.initialized, publish_id, now
+                    if privacy_level is not None:
+                        row.privacy_level = privacy_level
+                    self._add_event(session, row, from_state, kind="transition", at=now,
+                                    message=message or f"init attempt {found.number} answered",
+                                    data={**(extra or {}), **data})
+                    session.flush()
+                    return Post.model_validate(row)
+                message = (f"init attempt {found.number} answered publish_id {publish_id} after the post became "
+                           f"{row.state}" + (f" with publish_id {row.publish_id}" if row.publish_id else "")
+                           + ": nothing may be uploaded to it")
+                self._add_event(session, row, from_state, kind="init_answer_late", at=now, message=message, data=data)
+                late = IllegalTransition(message, detail={"post_id": row.id, **data, "state": str(row.state)})
+        except IntegrityError as exc:
+            raise DuplicatePost(
+                f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
+            ) from exc
+        raise late  # after the attempt's publish_id is committed
+
+    def mark_attempt_failed(self, attempt: InitAttempt | int, *, error_code: str, error_message: str) -> InitAttempt:
+        """TikTok answered the init with an error: no post was created (the attempt stops counting toward
+        the cap). The post's own state is the caller's to change. Event `init_attempt_failed`."""
+        return self._finish_attempt(attempt, AttemptOutcome.failed, error_code=error_code, error_message=error_message)
+
+    def mark_attempt_lost(self, attempt: InitAttempt | int, reason: str) -> InitAttempt:
+        """The init's answer never arrived (5xx, timeout, dropped connection): TikTok may have created a
+        post nobody can upload to. It keeps counting toward the cap; a new attempt is safe for FILE_UPLOAD.
+        Idempotent. Event `init_attempt_lost`."""
+        return self._finish_attempt(attempt, AttemptOutcome.lost, error_message=reason)
+
+    def init_attempts(self, post: Post | int) -> list[InitAttempt]:
+        """The post's init attempts, first to last."""
+        post_id = _post_id(post)
+        with self._transaction(write=False) as session:
+            self._post(session, post_id)
+            rows = session.scalars(
+                sa.select(InitAttemptRow).where(InitAttemptRow.post_id == post_id).order_by(InitAttemptRow.number)
+            )
+            return [InitAttempt.model_validate(row) for row in rows]
+
+    def _finish_attempt(
+        self, attempt: InitAttempt | int, outcome: AttemptOutcome, *, error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> InitAttempt:
+        attempt_id = attempt.id if isinstance(attempt, InitAttempt) else attempt
+        with self._transaction(write=True) as session:
+            found = self._attempt(session, attempt_id)
+            row = self._post(session, found.post_id, lock=True)
+            found = self._attempt(session, attempt_id, lock=True)
+            allowed = {AttemptOutcome.pending} | ({AttemptOutcome.lost} if outcome is AttemptOutcome.failed else set())
+            if found.outcome is outcome and outcome is AttemptOutcome.lost:
+                return InitAttempt.model_validate(found)
+            if found.outcome not in allowed:
+                raise IllegalTransition(
+                    f"init attempt {found.number} of post {row.id} is {found.outcome}; it cannot become {outcome}",
+                    detail={"post_id": row.id, "attempt": found.number, "outcome": str(found.outcome)},
+                )
+            now = self._clock()
+            found.outcome, found.finished_at = outcome, now
+            found.error_code, found.error_message = error_code, error_message
+            self._add_event(session, row, row.state, kind=f"init_attempt_{outcome}", at=now, message=error_message,
+                            data={"attempt": found.number, "attempt_id": found.id, "error_code": error_code})
+            return InitAttempt.model_validate(found)
+
     # --- internals --------------------------------------------------------------------------------
 
     @contextmanager
@@ -696,21 +993,60 @@ class Ledger:
         return row
 
     @staticmethod
+    def _attempt(session: Session, attempt_id: int, *, lock: bool = False) -> InitAttemptRow:
+        query = sa.select(InitAttemptRow).where(InitAttemptRow.id == attempt_id).execution_options(populate_existing=True)
+        row = session.scalar(query.with_for_update() if lock else query)
+        if row is None:
+            raise PostNotFound(f"no init attempt with id {attempt_id}", detail={"attempt_id": attempt_id})
+        return row
+
+    @staticmethod
     def _post_by_key(session: Session, idempotency_key: str) -> PostRow | None:
         return session.scalar(sa.select(PostRow).where(PostRow.idempotency_key == idempotency_key))
+
+    def _cap(self, session: Session, account: AccountRow, mode: PublishMode, now: datetime) -> tuple[int, CapUsage, str]:
+        """(the account's cap for `mode`, its usage in the last 24 h, when the next slot frees, as words)."""
+        limit = account.direct_daily_cap if mode is PublishMode.direct else account.inbox_daily_cap
+        usage = cap_usage(self._slot_times(session, account.id, mode, now), limit, now)
+        when = f"at {usage.next_slot_at:%Y-%m-%d %H:%M:%S} UTC" if usage.next_slot_at else "never (cap is 0)"
+        return limit, usage, when
 
     @staticmethod
     def _slot_times(session: Session, account_id: int, mode: PublishMode, now: datetime) -> list[datetime]:
         reached_tiktok = sa.or_(
             PostRow.publish_id.is_not(None), PostRow.state.not_in([PostState.failed, PostState.discarded])
         )
-        query = sa.select(PostRow.slot_reserved_at).where(
+        query = sa.select(PostRow.id, PostRow.slot_reserved_at).where(
             PostRow.account_id == account_id,
             PostRow.mode == mode,
             PostRow.slot_reserved_at > now - CAP_WINDOW,
             reached_tiktok,
         )
-        return [t for t in session.scalars(query) if t is not None]
+        slots = {post_id: at for post_id, at in session.execute(query) if at is not None}
+        # Init attempts whose answer may have created a post at TikTok (pending, lost, answered) count too,
+        # conservatively: a post's slot stands for its first such attempt, every further one (a retry after
+        # a lost answer, an abandoned publish_id) and those of posts whose slot no longer counts (failed
+        # after a lost init) take a slot of their own for 24 h from when they started.
+        counted = sa.and_(
+            InitAttemptRow.post_id == PostRow.id,
+            PostRow.account_id == account_id,
+            PostRow.mode == mode,
+            InitAttemptRow.outcome.in_(sorted(CAP_COUNTED_OUTCOMES)),
+        )
+        first_counted: dict[int, int] = {}
+        if slots:
+            firsts = session.execute(
+                sa.select(InitAttemptRow.post_id, sa.func.min(InitAttemptRow.number))
+                .where(counted, PostRow.id.in_(list(slots)))
+                .group_by(InitAttemptRow.post_id)
+            )
+            first_counted = {post_id: number for post_id, number in firsts}
+        recent = session.execute(
+            sa.select(InitAttemptRow.post_id, InitAttemptRow.number, InitAttemptRow.started_at)
+            .where(counted, InitAttemptRow.started_at > now - CAP_WINDOW)
+        )
+        extra = [at for post_id, number, at in recent if first_counted.get(post_id) != number]
+        return [*slots.values(), *extra]
 
     def _store_grant(self, row: AccountRow, grant: TokenGrant, now: datetime) -> None:
         row.access_token_ciphertext = self._cipher.encrypt(grant.access_token)
@@ -741,6 +1077,14 @@ class Ledger:
             PostEventRow(
                 post_id=row.id, at=at, from_state=from_state, to_state=row.state, kind=kind, message=message, data=data
             )
+        )
+
+
+def _check_owner(owner: str) -> None:
+    if not owner or len(owner) > MAX_LEASE_OWNER_LENGTH:
+        raise LedgerInputInvalid(
+            f"a lease owner is 1 to {MAX_LEASE_OWNER_LENGTH} characters, got {len(owner)}",
+            detail={"owner": owner[:MAX_LEASE_OWNER_LENGTH]},
         )
 
 

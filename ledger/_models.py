@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ledger._states import AccountStatus, PostState, PublishMode
+from ledger._states import AccountStatus, AttemptOutcome, PostState, PublishMode
 
 DEFAULT_DIRECT_DAILY_CAP = 15
 DEFAULT_INBOX_DAILY_CAP = 5
@@ -20,6 +20,8 @@ MAX_ACCOUNT_NAME_LENGTH = 64
 #: Longest idempotency key a post can have: a caller's key (up to 200 characters, PublishRequest)
 #: + ":" + the account name fits with room to spare (migration 0003 widened it from 128).
 MAX_IDEMPOTENCY_KEY_LENGTH = 320
+#: Longest lease owner (a runner's identity: host, pid, flow run id...).
+MAX_LEASE_OWNER_LENGTH = 128
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -112,6 +114,9 @@ class PostRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The runner that claimed the post (Ledger.claim_post) and until when: compare-and-set, migration 0004.
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(MAX_LEASE_OWNER_LENGTH))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped[AccountRow] = relationship(lazy="joined", innerjoin=True)
 
@@ -133,3 +138,21 @@ class PostEventRow(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     message: Mapped[str | None] = mapped_column(sa.Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+
+
+class InitAttemptRow(Base):
+    """Write-ahead log of TikTok init calls: a row is committed before each call, its outcome after."""
+
+    __tablename__ = "init_attempts"
+    __table_args__ = (sa.UniqueConstraint("post_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(sa.ForeignKey("posts.id"))
+    number: Mapped[int] = mapped_column()  # 1, 2, ... per post
+    owner: Mapped[str | None] = mapped_column(sa.String(MAX_LEASE_OWNER_LENGTH))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[AttemptOutcome] = mapped_column(_enum(AttemptOutcome, "init_attempt_outcome"))
+    publish_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+    error_code: Mapped[str | None] = mapped_column(sa.String(128))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)

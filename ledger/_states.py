@@ -18,6 +18,21 @@ class AccountStatus(StrEnum):
     needs_reconnect = "needs_reconnect"
 
 
+class AttemptOutcome(StrEnum):
+    """What became of one init call (the write-ahead `init_attempts` log)."""
+
+    pending = "pending"  # recorded before the call; no answer stored (yet): in flight, or its runner died
+    answered = "answered"  # TikTok answered with a publish_id (stored the moment it arrived)
+    failed = "failed"  # TikTok answered with an error: no post was created
+    lost = "lost"  # the answer never arrived (5xx, timeout, crash): TikTok may have created a post
+
+
+#: Outcomes after which TikTok may have counted the init against the creator's daily cap.
+CAP_COUNTED_OUTCOMES: frozenset[AttemptOutcome] = frozenset(
+    {AttemptOutcome.pending, AttemptOutcome.answered, AttemptOutcome.lost}
+)
+
+
 class PostState(StrEnum):
     queued = "queued"
     media_ready = "media_ready"

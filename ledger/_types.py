@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._states import AccountStatus, PostState, PublishMode
+from ledger._states import AccountStatus, AttemptOutcome, PostState, PublishMode
 
 
 class TokenGrant(BaseModel):
@@ -74,6 +74,35 @@ class Post(_View):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
+    lease_owner: str | None = None  # the runner holding the post's claim (see Ledger.claim_post)
+    lease_expires_at: datetime | None = None
+
+
+class Claim(BaseModel):
+    """A runner's lease on a post (`Ledger.claim_post` / `renew_claim`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    post_id: int
+    owner: str
+    expires_at: datetime
+    #: The owner whose expired lease this claim took over (None: the post was free, or already ours).
+    taken_over_from: str | None = None
+
+
+class InitAttempt(_View):
+    """One init call of a post, recorded before the call (write-ahead), its outcome after."""
+
+    id: int
+    post_id: int
+    number: int
+    owner: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: AttemptOutcome
+    publish_id: str | None
+    error_code: str | None
+    error_message: str | None
 
 
 class PostEvent(_View):

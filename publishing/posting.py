@@ -27,6 +27,8 @@ post (`schedule`), where upload progress goes (`progress`) and which logger to w
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ from pydantic import BaseModel
 
 from ledger import (
     BEFORE_INIT_STATES,
+    ClaimLost,
+    PostClaimedElsewhere,
     AccountNotFound,
     DailyCapReached,
     DatabaseUnavailable,
@@ -78,6 +82,22 @@ _LOG = logging.getLogger(__name__)
 
 #: Times an init refused with 429 (nothing created) is tried again inside the step.
 INIT_RATE_LIMIT_TRIES = 3
+#: How often a second runner of a claimed post looks at it while it waits for the owner's outcome (s).
+CLAIM_POLL_INTERVAL = 2.0
+#: The states a post's owner leaves it in when it is done with it.
+SETTLED_STATES = frozenset({PostState.published, PostState.sent_to_inbox, PostState.failed, PostState.unconfirmed,
+                            PostState.discarded})
+#: Inits without a usable answer (5xx, timeout, lost answer) tried before the post fails (a re-run goes on),
+#: waiting INIT_LOST_BACKOFF s, doubled each time up to INIT_LOST_MAX_BACKOFF.
+INIT_LOST_TRIES = 5
+INIT_LOST_BACKOFF = 2.0
+INIT_LOST_MAX_BACKOFF = 30.0
+
+
+class InitAttemptsLost(PipelineError):
+    """Every init attempt of a post went unanswered; none can publish (no upload URL), the request may run again."""
+
+    retryable = False
 #: TikTok's upload URLs live one hour: an upload older than that can no longer complete.
 UPLOAD_URL_LIFETIME = timedelta(hours=1)
 #: Kept media stays this long after its post's upload URL expired (clock skew, a last chunk in flight).
@@ -499,7 +519,8 @@ def record_failures(services: Services, request: PublishRequest, failures: Mappi
 def init_record(services: Services, post_id: int) -> InitRecord | None:
     """The post's latest `initialized` event as an InitRecord; None when it has none (or a foreign one)."""
     for event in reversed(services.ledger.post_events(post_id)):
-        if event.to_state is PostState.initialized and event.data:
+        # The transition into `initialized` (notes and claim events on an initialized post stay in its state).
+        if event.to_state is PostState.initialized and event.from_state is not PostState.initialized and event.data:
             data = event.data
             if not data.get("media_sha256") or not data.get("chunk_size"):
                 return None
@@ -562,6 +583,74 @@ def initializer_unknown(services: Services) -> StillRunning:
 
 
 # --- init, upload, poll ----------------------------------------------------------------------------
+
+
+def claim_lease(services: Services) -> timedelta:
+    """A runner's lease on a post (ledger `claim_post`, setting claim_lease), renewed four times a lease
+    while it uploads; once it lapses (its runner died) the next runner of the post takes it over."""
+    return timedelta(seconds=services.settings.claim_lease)
+
+
+def runner_id(flow_run_id: str | None = None) -> str:
+    """Who works on a post: the flow run, else this process on this host (a caller without a flow run;
+    one that runs several runners in a process passes each its own `owner`)."""
+    return flow_run_id or f"process-{socket.gethostname()}-{os.getpid()}"
+
+
+#: owner_has_ended(owner): True when the runner holding a lease is known to be over (its flow run ended).
+OwnerHasEnded = Callable[[str], bool]
+
+
+def claim_or_wait(services: Services, post: Post, owner: str, check: CreatorCheck, log: Log = _LOG, *,
+                  sleep: Callable[[float], None] = time.sleep,
+                  owner_has_ended: OwnerHasEnded | None = None) -> Post | PublishResult:
+    """The post, claimed for `owner` before anything is asked of TikTok; or, when another runner holds
+    its lease, that runner's outcome once the post settles (a lapsed lease is taken over).
+
+    Two runs of one request (S3 events are at-least-once, Prefect retries runs) thus never both call
+    init: the second waits and reports what the first achieved. A holder `owner_has_ended` says is over
+    (its run failed or crashed) is taken over at once. It gives up waiting, saying the post is in
+    progress elsewhere, after one status-poll timeout plus a lease.
+    """
+    book = services.ledger
+    waiting_since = book.now()
+    lease = claim_lease(services)
+    deadline = time.monotonic() + services.settings.status_poll_timeout + lease.total_seconds()
+    announced = False
+    dead: str | None = None
+    while True:
+        try:
+            claim = book.claim_post(post, owner, lease, take_over_from=dead)
+        except PostClaimedElsewhere as exc:
+            if owner_has_ended is not None and exc.owner != dead and owner_has_ended(exc.owner):
+                dead = exc.owner
+                continue
+            current = book.get_post(post.id)
+            # Only an outcome reached while we waited is the owner's (a failure from an earlier run is not).
+            if current.state in SETTLED_STATES and current.updated_at >= waiting_since:
+                log.info("post %d: %s settled it as %s", post.id, exc.owner, current.state)
+                return first_result(current, check.nickname, reused=True)
+            if time.monotonic() > deadline:
+                message = (f"post {post.id} is being published by {exc.owner} (lease until "
+                           f"{exc.lease_expires_at:%H:%M:%S} UTC), which has not finished; this run sent nothing")
+                log.warning(message)
+                return first_result(current, check.nickname).model_copy(
+                    update={"error_code": "PostInProgressElsewhere", "error_message": message})
+            if not announced:
+                log.info("post %d is being published by %s: waiting for its outcome", post.id, exc.owner)
+                announced = True
+            sleep(CLAIM_POLL_INTERVAL)
+            continue
+        if claim.taken_over_from:
+            log.warning("post %d: took over from %s, whose run is over or whose lease lapsed", post.id,
+                        claim.taken_over_from)
+        return book.get_post(post.id)
+
+
+def release(services: Services, post: Post, owner: str | None) -> None:
+    """Give up `owner`'s lease once it is done with the post (a waiting runner then sees the outcome)."""
+    if owner is not None:
+        services.ledger.release_claim(post, owner)
 
 
 def resume_initialized(services: Services, post: Post, check: CreatorCheck, media: PreparedMedia | None,
@@ -632,9 +721,16 @@ def defer(services: Services, request: PublishRequest, post: Post, check: Creato
 
 
 def call_init(services: Services, request: PublishRequest, post: Post, check: CreatorCheck, media: PreparedMedia,
-              flow_run_id: str | None = None, log: Log = _LOG, *, sleep: Callable[[float], None] = time.sleep) -> Post:
+              flow_run_id: str | None = None, log: Log = _LOG, *, sleep: Callable[[float], None] = time.sleep,
+              owner: str | None = None) -> Post:
     """Ask TikTok for a publish_id, each attempt recorded before it is sent and the publish_id as soon
-    as it arrives; an attempt whose outcome is unknown is never repeated (the post becomes unconfirmed)."""
+    as it arrives.
+
+    An attempt whose outcome is unknown (5xx, a timeout, an answer lost) is tried again: for
+    FILE_UPLOAD, direct and inbox alike, TikTok publishes nothing until the upload_url it answered with
+    receives bytes, and an answer we never read gave us no upload_url, so that attempt can never
+    publish. It may have used a slot of TikTok's daily cap; the ledger keeps it as a lost attempt.
+    """
     book = services.ledger
     current = services.settings
     chunk_size = current.chunk_size
@@ -651,35 +747,51 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
             return client.init_inbox_video(source_info)
         return client.init_video(post_info, source_info)
 
-    for attempt in range(1, INIT_RATE_LIMIT_TRIES + 1):
-        kind = "inbox upload" if request.mode is PublishMode.inbox else f"direct post ({post_info.privacy_level})"
-        book.note(post, "init_attempt", f"init attempt {attempt}: asking TikTok for a publish_id ({kind})",
-                  data={"attempt": attempt, "video_size": media.size, "chunk_size": chunk_size,
-                        "chunks": plan.total_chunk_count, "media_sha256": media.sha256})
-        log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt, kind, megabytes(media.size),
-                 plan.total_chunk_count)
+    refused = lost = 0
+    kind = "inbox upload" if request.mode is PublishMode.inbox else f"direct post ({post_info.privacy_level})"
+    while True:
+        try:  # write-ahead: on record (and committed) before TikTok hears of it; only the lease holder may
+            attempt = book.record_init_attempt(post, owner=owner)
+        except ClaimLost:
+            log.warning("post %d: another runner took over its lease; this run sends no init", post.id)
+            raise
+        except PipelineError as exc:  # e.g. the daily cap left no slot for one more attempt
+            return fail_post(services, post, exc)
+        log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt.number, kind,
+                 megabytes(media.size), plan.total_chunk_count)
         try:
             answer = services.with_client(check.account, init)
             break
         except RateLimitExceeded as exc:  # refused before anything was created: safe to ask again
-            if attempt == INIT_RATE_LIMIT_TRIES:
+            book.mark_attempt_failed(attempt, error_code=exc.code or "rate_limit_exceeded", error_message=str(exc))
+            refused += 1
+            if refused == INIT_RATE_LIMIT_TRIES:
                 return fail_post(services, post, exc)
-            log.warning("post %d: init refused (rate limit), attempt %d of %d; waiting %.0f s", post.id, attempt,
+            log.warning("post %d: init refused (rate limit), %d of %d; waiting %.0f s", post.id, refused,
                         INIT_RATE_LIMIT_TRIES, exc.retry_after or 10.0)
             sleep(exc.retry_after or 10.0)
-        except (InitOutcomeUnknown, ServerError) as exc:
-            # The request may have created a post: never initialize again on our own.
-            log.error("init outcome unknown for post %d: marked unconfirmed, not retried", post.id)
-            return fail_post(services, post, exc, state=PostState.unconfirmed)
-        except TransportError as exc:  # not delivered at all: nothing exists on TikTok's side
-            if attempt == INIT_RATE_LIMIT_TRIES:
-                return fail_post(services, post, exc)
-            log.warning("post %d: init not delivered (%s), attempt %d of %d", post.id, exc, attempt, INIT_RATE_LIMIT_TRIES)
+        except (InitOutcomeUnknown, ServerError, TransportError) as exc:
+            # No upload_url reached us, so nothing can ever be uploaded to what this attempt may have
+            # created (see above): a new init is safe. A re-run of the request goes on after the last one.
+            book.mark_attempt_lost(attempt, f"no answer ({exc}); it can publish nothing (no upload URL was received)")
+            lost += 1
+            if lost == INIT_LOST_TRIES:
+                return fail_post(services, post, InitAttemptsLost(
+                    f"TikTok's init gave no usable answer {lost} times (last: {exc}); nothing was posted, "
+                    "since no upload URL was received: run the request again",
+                    detail={"attempts": attempt.number, "last_error": type(exc).__name__},
+                ))
+            pause = min(INIT_LOST_MAX_BACKOFF, INIT_LOST_BACKOFF * 2 ** (lost - 1))
+            log.warning("post %d: init attempt %d got no usable answer (%s); a new init is safe, trying again in "
+                        "%.0f s (%d of %d)", post.id, attempt.number, exc, pause, lost, INIT_LOST_TRIES)
+            sleep(pause)
         except PipelineError as exc:
+            book.mark_attempt_failed(attempt, error_code=getattr(exc, "code", None) or type(exc).__name__,
+                                     error_message=str(exc))
             return fail_post(services, post, exc)
-    try:
-        post = book.transition(
-            post, PostState.initialized, publish_id=answer.publish_id,
+    try:  # the publish_id in its own commit, the moment it arrives
+        post = book.record_publish_id(
+            attempt, answer.publish_id,
             privacy_level=post_info.privacy_level.value if post_info else None,
             message=f"initialized as {answer.publish_id}",
             data={"upload_url": answer.upload_url, "chunk_size": chunk_size, "chunks": plan.total_chunk_count,
@@ -698,22 +810,46 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
 def init_post(services: Services, request: PublishRequest, check: CreatorCheck, source: FetchedSource,
               media: PreparedMedia | None, post_key: str | None = None, *, flow_run_id: str | None = None,
               still_running: StillRunning | None = None, schedule: Schedule | None = None,
-              log: Log = _LOG) -> PublishResult:
+              log: Log = _LOG, sleep: Callable[[float], None] = time.sleep, owner: str | None = None,
+              owner_has_ended: OwnerHasEnded | None = None) -> PublishResult:
     """Claim the post, reserve a daily slot, keep the media, call init and persist the publish_id
     before any byte is uploaded.
 
-    An init whose answer was lost may have created the post, so it becomes `unconfirmed` (reconciled
-    later) instead of being sent twice. A post that exists but never reached TikTok (deferred,
+    An init without a usable answer is asked again (`call_init`): it gave no upload URL, so it can
+    publish nothing. A post that exists but never reached TikTok (deferred,
     released from hold, interrupted before init) carries on; one an earlier run initialized resumes
     with the media kept at its init (`media` is None for posts that need none: posted, failed after
     init, hold drafts). A used-up daily cap defers the post through `schedule` when the request says so.
     """
     started = time.monotonic()
-    book = services.ledger
+    owner = owner or runner_id(flow_run_id)
     post, created = open_post(services, request, check.account, source, post_key, check)
-    if not created and post.state is PostState.failed and post.publish_id is None:
+    retried = post.state is PostState.failed and post.publish_id is None
+    if post.mode is not PublishMode.hold and (post.state in BEFORE_INIT_STATES or post.state is PostState.initialized
+                                              or retried):
+        claimed = claim_or_wait(services, post, owner, check, log, sleep=sleep, owner_has_ended=owner_has_ended)
+        if isinstance(claimed, PublishResult):
+            return claimed
+        post = claimed
+    result = _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
+                           still_running=still_running, schedule=schedule, log=log, sleep=sleep, started=started,
+                           owner=owner)
+    if result.post_id is not None and result.state is not PostState.initialized:
+        # The lease is kept only for a post left initialized: its upload follows, by the same owner.
+        release(services, services.ledger.get_post(result.post_id), owner)
+    return result
+
+
+def _init_claimed(services: Services, request: PublishRequest, check: CreatorCheck, post: Post, created: bool,
+                  media: PreparedMedia | None, *, flow_run_id: str | None, still_running: StillRunning | None,
+                  schedule: Schedule | None, log: Log, sleep: Callable[[float], None], started: float,
+                  owner: str) -> PublishResult:
+    book = services.ledger
+    retried = post.state is PostState.failed and post.publish_id is None
+    if not created and retried:
         post = try_again(services, post, request)
     if not created and post.state is PostState.initialized:
+        # We hold the lease: whoever initialized it is done with it or dead (a live owner renews its lease).
         running = still_running or initializer_unknown(services)
         if (resumed := resume_initialized(services, post, check, media, running, log)) is not None:
             return resumed
@@ -737,12 +873,12 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
                 or first_result(fail_post(services, post, exc), check.nickname))
     except PipelineError as exc:  # e.g. the account needs reconnecting: the post fails before TikTok
         return first_result(fail_post(services, post, exc), check.nickname)
-    post = call_init(services, request, post, check, media, flow_run_id, log)
+    post = call_init(services, request, post, check, media, flow_run_id, log, sleep=sleep, owner=owner)
     return refresh_result(first_result(post, check.nickname), post, "init", started)
 
 
 def upload(services: Services, result: PublishResult, media: PreparedMedia | None, *,
-           progress: Progress | None = None, log: Log = _LOG) -> PublishResult:
+           progress: Progress | None = None, log: Log = _LOG, owner: str | None = None) -> PublishResult:
     """Send the media init announced (the kept file) in chunks; a retry, or a re-run of the request,
     resumes where TikTok's upload host says it is, with the very same bytes. A retryable interruption
     raises (the caller tries again); any other failure is recorded."""
@@ -777,22 +913,35 @@ def upload(services: Services, result: PublishResult, media: PreparedMedia | Non
     progress.start(f"Uploading {what}")
     confirmed = [0]
 
+    renewed = [time.monotonic()]
+
     def on_progress(sent: int, total: int) -> None:
         confirmed[0] += 1
+        if owner is not None and time.monotonic() - renewed[0] > lease.total_seconds() / 4:
+            book.renew_claim(post, owner, lease)  # ClaimLost: another runner took over; stop sending
+            renewed[0] = time.monotonic()
         log.info("post %d: chunk %d of %d confirmed, %d of %d bytes", post.id, min(confirmed[0], plan.total_chunk_count),
                  plan.total_chunk_count, sent, total)
         progress.update(round(100.0 * sent / total, 1), f"Uploading {what}: {megabytes(sent)} sent")
 
+    lease = claim_lease(services)
+    if owner is not None:
+        book.renew_claim(post, owner, lease)  # before the first byte: ClaimLost if another runner took over
     try:
         sent = services.with_client(
             post.account_name,
             lambda c: c.upload_video(path, record.upload_url, plan, on_progress=on_progress),
         )
+    except ClaimLost:
+        log.warning("post %d: another runner took over its lease; this run stops uploading", post.id)
+        raise
     except PipelineError as exc:
         if exc.retryable:
             log.warning("post %d: upload interrupted (%s); Prefect retries it and it resumes from TikTok's offset", post.id, exc)
             raise  # the caller retries; the next try resumes from the server's Content-Range
-        return refresh_result(result, fail_post(services, post, exc), "upload", started)
+        failed = fail_post(services, post, exc)
+        release(services, failed, owner)
+        return refresh_result(result, failed, "upload", started)
     chunks = plan.total_chunk_count
     post = book.transition(post, PostState.uploaded, message=f"uploaded {sent.total_bytes} bytes in {chunks} chunks",
                            data={"chunk_puts": sent.chunks_sent, "retries": sent.retries, "resyncs": sent.resyncs})
@@ -808,7 +957,8 @@ def share_url(username: str | None, status: PublishStatus) -> str | None:
     return f"https://www.tiktok.com/@{username}/video/{status.publicaly_available_post_id[0]}"
 
 
-def poll_status(services: Services, result: PublishResult, username: str | None = None, log: Log = _LOG) -> PublishResult:
+def poll_status(services: Services, result: PublishResult, username: str | None = None, log: Log = _LOG,
+                owner: str | None = None) -> PublishResult:
     """Poll status/fetch until TikTok answers PUBLISH_COMPLETE, SEND_TO_USER_INBOX or FAILED, and record it."""
     started = time.monotonic()
     book = services.ledger
@@ -835,6 +985,7 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     else:
         post = record_status(services, post, status, username)
     log.info("post %d (%s): %s after %d status poll(s)", post.id, post.publish_id, post.state, polls[0])
+    release(services, post, owner)
     return refresh_result(result, post, "poll", started)
 
 

@@ -1,8 +1,8 @@
 """Per-run working directories, the media kept for posts TikTok was told about, and the sweepers
 that remove what is no longer needed.
 
-A run's working directory goes when the run ends (or, after a crash, when the sweeper finds it
-stale). The prepared media of a post must outlive it: once init has announced its size to TikTok,
+A run's working directory goes when the run ends (or, after a crash, as soon as `cleanup` learns
+from Prefect that the run is over; an age sweep catches anything else). The prepared media of a post must outlive it: once init has announced its size to TikTok,
 only those very bytes may complete the upload, and the transcode is not byte-for-byte repeatable.
 So before init the file is kept, content-addressed, in `<data_dir>/media/<sha256>.mp4` (a hard
 link to the run's file; a copy across filesystems); every post announcing the same bytes shares
@@ -16,7 +16,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from tiktok_pipeline.errors import PipelineError
@@ -62,6 +62,24 @@ def sweep_work_dirs(settings: Settings, *, older_than_s: float, keep: set[str] =
             continue
         newest = max((p.stat().st_mtime for p in path.rglob("*")), default=path.stat().st_mtime)
         if now - newest >= older_than_s and remove_work_dir(path):
+            removed.append(path)
+    return removed
+
+
+def sweep_ended_runs(settings: Settings, has_ended: Callable[[str], bool]) -> list[Path]:
+    """Remove the working directories of runs that have ended (`has_ended(run_id)`: the orchestrator
+    says Completed, Failed, Crashed or Cancelled, or knows no such run), whatever their age.
+
+    A run removes its own directory when it ends; this is for the ones that could not (a worker
+    killed mid-run): their source and transcoded media go as soon as the run is known to be over,
+    not at the next age sweep. A run still going keeps its directory.
+    """
+    root = work_root(settings)
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and (path / _MARKER).exists() and has_ended(path.name) and remove_work_dir(path):
             removed.append(path)
     return removed
 

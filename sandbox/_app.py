@@ -245,6 +245,15 @@ def create_app(config: SandboxConfig) -> FastAPI:
             headers.get("content-type"),
         )
         expected = last - first + 1
+        if state.holds(upload_id, upload_token, first):
+            # resent_chunks="accept": the bytes must be the ones it holds; nothing is written.
+            body = b"".join([piece async for piece in request.stream()])
+            with path.open("rb") as file:
+                file.seek(first)
+                if len(body) != expected or file.read(expected) != body:
+                    raise ApiRefusal(400, "invalid_param", f"the re-sent chunk at byte {first} differs from the one received")
+            answer = state.resent_chunk(upload_id, upload_token)
+            return Response(status_code=answer.status_code, headers={"Content-Range": answer.content_range})
         written = 0
         path.touch(exist_ok=True)
         try:

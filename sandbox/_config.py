@@ -121,6 +121,10 @@ class SandboxConfig(BaseModel):
     active_user_cap: int | None = Field(None, ge=0)
     #: Unaudited app: posts forced to SELF_ONLY, public accounts refused, at most 5 posting users per 24 h.
     unaudited: bool = False
+    #: A PUT of a chunk the host already holds: "refuse" answers 416 with its progress; "accept" takes an
+    #: identical re-sent chunk idempotently and answers 206 with all it holds (as a host that treats a
+    #: resend after a lost answer as a success does). Clients must resume from the reported byte either way.
+    resent_chunks: Literal["refuse", "accept"] = "refuse"
     #: Host put in upload_url; None uses the host the init request was sent to.
     public_base_url: str | None = None
 

@@ -379,6 +379,8 @@ class SandboxState:
                 )
             if content_length is None or not content_length.isdigit() or int(content_length) != last - first + 1:
                 raise ApiRefusal(400, "invalid_param", "Content-Length must equal the Content-Range length")
+            if first < post.received_bytes and self.config.resent_chunks == "accept" and last == post.chunk_end(first):
+                return post.file_path, first, last  # a chunk it holds: compared, not written (finish_resent_chunk)
             if first != post.received_bytes:
                 raise ApiRefusal(
                     416,
@@ -391,6 +393,17 @@ class SandboxState:
                     400, "invalid_param", f"the chunk starting at {first} must end at byte {post.chunk_end(first)}"
                 )
             return post.file_path, first, last
+
+    def holds(self, upload_id: str, upload_token: str, first: int) -> bool:
+        """Whether the chunk starting at `first` was already received (a resend `begin_chunk` let through)."""
+        with self._lock:
+            return first < self._upload(upload_id, upload_token).received_bytes
+
+    def resent_chunk(self, upload_id: str, upload_token: str) -> ChunkAnswer:
+        """The answer to an identical re-sent chunk: 206 (201 once complete) with all the host holds."""
+        with self._lock:
+            post = self._upload(upload_id, upload_token)
+            return ChunkAnswer(201 if post.upload_complete else 206, _held_range(post))
 
     def commit_chunk(self, upload_id: str, upload_token: str, first: int, last: int) -> ChunkAnswer:
         with self._lock:

@@ -30,6 +30,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
 from prefect.states import Crashed
 
@@ -56,7 +57,7 @@ from publishing.maintenance import posts_to_reconcile as stale_posts
 from publishing.maintenance import reconcile_post as reconcile
 from publishing.posting import UPLOAD_URL_LIFETIME, kept_media_in_use
 from publishing.services import Services
-from publishing.workdirs import sweep_kept_media, sweep_work_dirs
+from publishing.workdirs import sweep_ended_runs, sweep_kept_media, sweep_work_dirs
 from tasks import runtime
 from tasks.policy import retry_options
 
@@ -99,12 +100,30 @@ def reconcile_post(post_id: int) -> Post:
     return reconcile(runtime.services(), post_id, get_run_logger())
 
 
+def run_has_ended(client: SyncPrefectClient, run_id: str) -> bool:
+    """Whether the flow run a working directory is named after is over (final state, or unknown to Prefect)."""
+    try:
+        run = client.read_flow_run(UUID(run_id))
+    except ValueError:
+        return False  # not a flow run's directory: the age sweep decides
+    except ObjectNotFound:
+        return True
+    return run.state is not None and run.state.is_final()
+
+
 @task(name="sweep-work-dirs")
 def sweep(older_than_hours: float) -> int:
-    removed = sweep_work_dirs(runtime.settings(), older_than_s=older_than_hours * 3600)
+    """Remove the working directories of runs that ended without removing theirs (a killed worker), then
+    any directory untouched for `older_than_hours`."""
+    current = runtime.settings()
+    with get_client(sync_client=True) as client:
+        ended = sweep_ended_runs(current, lambda run_id: run_has_ended(client, run_id))
+    for path in ended:
+        get_run_logger().info("removed the working directory of ended run %s", path.name)
+    removed = sweep_work_dirs(current, older_than_s=older_than_hours * 3600)
     for path in removed:
         get_run_logger().info("removed stale working directory %s", path)
-    return len(removed)
+    return len(ended) + len(removed)
 
 
 @task(name="sweep-kept-media")

@@ -246,19 +246,39 @@ def initializer_still_running(record: InitRecord) -> str | None:
     return f"flow run {run.name} ({record.flow_run_id}, {run.state.name if run.state else 'Pending'})"
 
 
+def run_has_ended(owner: str) -> bool:
+    """`posting.OwnerHasEnded` asking the Prefect API: whether the flow run holding a post's lease is over
+    (a final state, or unknown to Prefect). An owner that is not a flow run id is never assumed over."""
+    try:
+        run_id = UUID(owner)
+    except ValueError:
+        return False
+    if str(run_id) == str(current_flow_run.id):
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(run_id)
+    except ObjectNotFound:
+        return True
+    except Exception:  # cannot tell: its lease decides
+        return False
+    return run.state is not None and run.state.is_final()
+
+
 @task(name="init-post", retries=0)
 def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia | None,
               post_key: str | None = None) -> PublishResult:
     """Reserve a daily slot, keep the media, call init and persist the publish_id before any byte is uploaded.
 
-    Never retried: an init whose answer was lost may have created the post, so it becomes
-    `unconfirmed` (reconciled later) instead of being sent twice. A post that exists but never
+    Not retried by Prefect: the step retries an init without a usable answer itself (a new init is
+    safe for FILE_UPLOAD: the lost one gave no upload URL), and nothing else. A post that exists but never
     reached TikTok (deferred, released from hold, interrupted before init) carries on; one an
     earlier run initialized resumes with the media kept at its init (`media` is None for posts
     that need none: posted, failed after init, hold drafts).
     """
     return posting.init_post(runtime.services(), request, check, source, media, post_key, flow_run_id=_flow_run_id(),
                              still_running=initializer_still_running, schedule=_schedule_deferred,
+                             owner_has_ended=run_has_ended,
                              log=get_run_logger())
 
 
@@ -268,14 +288,15 @@ def upload(result: PublishResult, media: PreparedMedia | None) -> PublishResult:
     resumes where TikTok's upload host says it is, with the very same bytes."""
     if result.post_id is not None:
         _log_attempt(f"upload of post {result.post_id} ({result.publish_id})")
-    return posting.upload(runtime.services(), result, media, progress=ArtifactProgress(), log=get_run_logger())
+    return posting.upload(runtime.services(), result, media, progress=ArtifactProgress(), log=get_run_logger(),
+                          owner=_flow_run_id())
 
 
 @task(name="poll-status", **retry_options())
 def poll_status(result: PublishResult, username: str | None = None) -> PublishResult:
     """Poll status/fetch until TikTok answers PUBLISH_COMPLETE, SEND_TO_USER_INBOX or FAILED."""
     _log_attempt(f"status polling of post {result.post_id} ({result.publish_id})")
-    return posting.poll_status(runtime.services(), result, username, get_run_logger())
+    return posting.poll_status(runtime.services(), result, username, get_run_logger(), owner=_flow_run_id())
 
 
 def record_status(post: Post, status: PublishStatus, username: str | None, services: Services | None = None) -> Post:

@@ -61,7 +61,7 @@ class UploadResult(BaseModel):
     chunks_sent: int
     #: Chunk PUTs sent again after a 5xx, a timeout or a dropped connection.
     retries: int
-    #: Times a 416 told us where the server was and we continued from there.
+    #: Times the server's progress (a 416, or a 2xx reporting other bytes than the chunk's) moved the upload.
     resyncs: int
 
 
@@ -148,7 +148,8 @@ def upload_chunks(
     """Send every byte of `path` to `upload_url` per `plan`, resuming wherever the server says it is.
 
     Starting from byte 0 is always right: if the server already holds bytes (an earlier attempt
-    with the same upload_url), it answers 416 with its progress and we continue from there.
+    with the same upload_url), it answers 416 with its progress, or accepts the re-sent chunk and
+    reports all it holds, and either way we continue from the byte it holds.
     """
     size = path.stat().st_size
     if size != plan.video_size:
@@ -175,15 +176,24 @@ def upload_chunks(
                 status = response.status_code
                 if status in (200, 201, 206):
                     held = parse_held_range(response.headers.get("Content-Range"), total)
-                    if held is not None and held != chunk.last + 1:
-                        raise UploadProtocolError(
-                            f"chunk {chunk.index} accepted but the server holds bytes up to {held - 1}, "
-                            f"not {chunk.last}",
-                            detail={"chunk": chunk._asdict(), "held": held, "http_status": status},
-                        )
-                    offset = chunk.last + 1
-                    chunks_sent += 1
-                    failures = resyncs_in_a_row = 0
+                    failures = 0
+                    if held is None or held == chunk.last + 1:
+                        offset = chunk.last + 1
+                        chunks_sent += 1
+                        resyncs_in_a_row = 0
+                    else:
+                        # The server reports more (an identical re-sent chunk accepted idempotently after a
+                        # lost answer, it holds later chunks too) or less than this chunk: its progress is
+                        # the truth, as with a 416. A server that keeps contradicting itself breaks the contract.
+                        resyncs_in_a_row += 1
+                        if held == 0 or resyncs_in_a_row > _MAX_CONSECUTIVE_RESYNCS:
+                            raise UploadProtocolError(
+                                f"chunk {chunk.index} accepted but the server holds bytes up to {held - 1}, "
+                                f"not {chunk.last}, {resyncs_in_a_row} time(s) in a row",
+                                detail={"chunk": chunk._asdict(), "held": held, "http_status": status},
+                            )
+                        offset = held
+                        resyncs += 1
                     if on_progress:
                         on_progress(offset, total)
                     continue

@@ -76,11 +76,15 @@ class TikTokAppSettings(BaseModel):
 
 
 class RunSettings(BaseModel):
-    """How the Prefect shell retries a retryable step."""
+    """How the Prefect shell retries a retryable step, and how long a runner's claim on a post lasts."""
 
     task_retries: int = Field(4, ge=0, description="Retries of a retryable step (read when a run starts)")
     task_retry_backoff: float = Field(
         10.0, ge=0, description="First retry delay (s), doubled each retry, with jitter"
+    )
+    claim_lease: float = Field(
+        120.0, ge=5, description="Seconds a runner's claim on a post lasts (renewed while it uploads); "
+        "a dead runner's claim is taken over once it lapses"
     )
 
 

@@ -37,9 +37,11 @@ def open_ledger() -> Iterator[Ledger]:
 
 
 def post_record(book: Ledger, post: Post) -> dict[str, Any]:
-    """A post and its complete audit trail, as JSON-ready data."""
+    """A post, its init attempts (lost ones too: each may hold a daily-cap slot) and its complete audit
+    trail, as JSON-ready data."""
     return {
         "post": post.model_dump(mode="json"),
+        "init_attempts": [attempt.model_dump(mode="json") for attempt in book.init_attempts(post.id)],
         "events": [event.model_dump(mode="json") for event in book.post_events(post.id)],
     }
 
@@ -118,7 +120,16 @@ def show(
         data = json.dumps(event["data"], ensure_ascii=False) if event["data"] else ""
         trail.add_row(event["at"][:19].replace("T", " "), change, event["kind"], Text(event["message"] or ""),
                       Text(data))
+    attempts = Table(title="Init attempts (UTC): lost ones count against the daily cap")
+    for column in ("#", "started", "owner", "outcome", "publish_id", "error"):
+        attempts.add_column(column, no_wrap=column != "error")
+    for attempt in record["init_attempts"]:
+        error = f"{attempt['error_code']}: {attempt['error_message']}" if attempt["error_code"] else ""
+        attempts.add_row(str(attempt["number"]), attempt["started_at"][:19].replace("T", " "), attempt["owner"] or "",
+                         attempt["outcome"], attempt["publish_id"] or "", Text(error))
     console.print(details)
+    if record["init_attempts"]:
+        console.print(attempts)
     console.print(trail)
 
 

@@ -176,6 +176,19 @@ def test_parse_since_forms() -> None:
 # --- posts show --------------------------------------------------------------------------------------
 
 
+def test_show_lists_every_init_attempt_the_lost_ones_too(history: History) -> None:
+    post_id = history.ids["queued"]
+    with Ledger(history.url, generate_key()) as book:
+        post = book.reserve_slot(book.transition(post_id, PostState.media_ready))
+        book.mark_attempt_lost(book.record_init_attempt(post), "no answer (HTTP 503)")
+        book.record_publish_id(book.record_init_attempt(post), "v_pub_9")
+    record = _json(_run("posts", "show", str(post_id), "--json"))
+    assert [(a["number"], a["outcome"], a["publish_id"]) for a in record["init_attempts"]] == [
+        (1, "lost", None), (2, "answered", "v_pub_9")]
+    table = _run("posts", "show", str(post_id))
+    assert table.exit_code == 0 and "Init attempts" in table.stdout and "lost" in table.stdout, table.output
+
+
 def test_show_prints_the_post_and_its_whole_audit_trail(history: History) -> None:
     post_id = history.ids["published"]
     record = _json(_run("posts", "show", str(post_id), "--json"))

@@ -7,7 +7,6 @@ and two accounts connected through the real OAuth flow.
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,22 +93,6 @@ def pipeline(sandbox, s3_bucket: str, moto_server, tmp_path: Path, monkeypatch: 
     yield pipeline
     # Whatever the test did (success, failure, interruption), no working file may be left behind.
     assert pipeline.work_files() == [], pipeline.work_files()
-
-
-@pytest.fixture(scope="session")
-def big_compliant_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TikTok-compliant 1080x1920 clip over 10 MiB (noise), so a 5 MiB chunk size makes 2+ chunks."""
-    path = tmp_path_factory.mktemp("big") / "big.mp4"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y",
-         "-f", "lavfi", "-i", "nullsrc=s=270x480:r=30:d=3.2,geq=lum='random(1)*255':cb=128:cr=128,scale=1080:1920:flags=neighbor",
-         "-f", "lavfi", "-i", "sine=f=440:d=3.2:sample_rate=48000,aformat=channel_layouts=stereo",
-         "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "cabac=1", "-profile:v", "high", "-pix_fmt", "yuv420p", "-qp", "30",
-         "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(path)],
-        check=True,
-    )
-    assert path.stat().st_size > 10 * 1024 * 1024, path.stat().st_size
-    return path
 
 
 @pytest.fixture

@@ -156,6 +156,32 @@ def test_cleanup_sweeps_working_directories_left_by_crashed_runs(pipeline) -> No
     fresh.rmdir()
 
 
+def test_cleanup_removes_the_working_directory_of_a_run_that_ended_without_removing_it(pipeline) -> None:
+    """A killed worker leaves its run's directory: it goes as soon as Prefect says the run is over."""
+    from prefect import flow
+
+    from tasks import runtime
+
+    @flow(name="a-run-whose-worker-died")
+    def noop() -> None:
+        return None
+
+    settings = runtime.settings()
+    with get_client(sync_client=True) as client:
+        crashed = client.create_flow_run(noop, state=Crashed(message="worker killed"))
+        running = client.create_flow_run(noop, state=State(type="RUNNING"))
+    dirs = {name: make_work_dir(settings, str(run_id)) for name, run_id in
+            [("crashed", crashed.id), ("running", running.id), ("unknown", uuid4())]}
+    for path in dirs.values():
+        (path / "source.mp4").write_bytes(b"x" * 1000)  # fresh: the age sweep would keep every one
+
+    assert cleanup(stale_work_dir_hours=6)["work_dirs_removed"] == 2
+    assert not dirs["crashed"].exists() and not dirs["unknown"].exists() and dirs["running"].exists()
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(running.id, Completed(), force=True)
+    assert cleanup(stale_work_dir_hours=6)["work_dirs_removed"] == 1 and not dirs["running"].exists()
+
+
 # --- crashed publish runs ------------------------------------------------------------------------
 
 

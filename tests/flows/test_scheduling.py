@@ -79,7 +79,7 @@ def test_daily_cap_defers_to_the_next_free_slot_and_the_deferred_run_posts(pipel
     run = _flow_run(deferred.flow_run_id)
     assert run.state.is_scheduled() and abs((run.expected_start_time - slot).total_seconds()) < 1
     assert run.parameters == {"post_id": deferred.post_id}  # the post is all it needs: the request is stored with it
-    assert [e.kind for e in book.post_events(deferred.post_id)][-1] == "deferred"
+    assert [e.kind for e in book.post_events(deferred.post_id) if not e.kind.startswith("claim")][-1] == "deferred"
     assert len(pipeline.sandbox.posts()) == 1  # never sent to be refused
 
     # The scheduled run, when its time comes (the 24 h window has moved on: one more slot).

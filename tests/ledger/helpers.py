@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from ledger import Ledger, Post, PostState, PublishMode, TokenGrant
 from tiktok_pipeline.errors import PipelineError
 
@@ -77,3 +79,27 @@ def ready_post(ledger: Ledger, key: str, *, account: str = "brand", mode: Publis
 def initialized_post(ledger: Ledger, key: str, *, account: str = "brand", mode: PublishMode = PublishMode.direct) -> Post:
     post = ledger.reserve_slot(ready_post(ledger, key, account=account, mode=mode))
     return ledger.mark_initialized(post, f"v_pub_{key}")
+
+
+def insert_legacy_post(connection: sa.Connection, key: str, *, account: str = "brand") -> int:
+    """Write an account (if missing) and an initialized post straight into a ledger at an older revision
+    (the models describe head, so the Ledger cannot write there): the id of the post."""
+    meta = sa.MetaData()
+    accounts = sa.Table("accounts", meta, autoload_with=connection)
+    posts = sa.Table("posts", meta, autoload_with=connection)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if connection.dialect.name == "sqlite":  # as the ledger's UTCDateTime stores them there
+        now = now.replace(tzinfo=None)
+    account_id = connection.scalar(sa.select(accounts.c.id).where(accounts.c.name == account))
+    if account_id is None:
+        account_id = connection.execute(accounts.insert().values(
+            name=account, open_id=f"open-{account}", username=None, nickname=None, scopes=["video.publish"],
+            access_token_ciphertext="", refresh_token_ciphertext="", access_expires_at=now, refresh_expires_at=now,
+            status="active", status_reason=None, direct_daily_cap=15, inbox_daily_cap=5, created_at=now,
+            updated_at=now,
+        )).inserted_primary_key[0]
+    return connection.execute(posts.insert().values(
+        idempotency_key=key, account_id=account_id, source_uri=f"s3://media/{key}.mp4", content_sha256=sha256_of(key),
+        caption=f"caption of {key}", options={}, mode="direct", state="initialized", slot_reserved_at=now,
+        publish_id=f"v_pub_{key}" if len(key) < 100 else f"v_pub_{sha256_of(key)[:16]}", post_ids=[], created_at=now, updated_at=now,
+    )).inserted_primary_key[0]

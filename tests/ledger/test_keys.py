@@ -14,7 +14,7 @@ from ledger import IllegalTransition, Ledger, LedgerInputInvalid, PostState
 from ledger._migrate import alembic_config
 from ledger._models import MAX_ACCOUNT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH
 from publishing import PublishRequest, post_idempotency_key
-from tests.ledger.helpers import connect, initialized_post, sha256_of
+from tests.ledger.helpers import connect, initialized_post, insert_legacy_post, sha256_of
 
 LONGEST_ACCOUNT = "a" * MAX_ACCOUNT_NAME_LENGTH
 
@@ -73,18 +73,23 @@ def test_migration_0003_widens_the_keys_of_an_existing_ledger(database_url: str,
     with Ledger(database_url, encryption_key, migrate=False) as ledger:
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0002")
-        connect(ledger)
-        before = initialized_post(ledger, "before-0003")
-        if ledger.engine.dialect.name == "postgresql":  # the bug: refused, now as a typed error
-            with pytest.raises(LedgerInputInvalid, match=r"character varying\(128\)"):
-                _post_with_key(ledger, long_key, "brand")
-        assert ledger.migrate() is True and ledger.current_revision() == "0003" == ledger.head_revision()
-        assert ledger.get_post(before.id) == before  # the table rebuild (SQLite) kept the rows
-        post, created = _post_with_key(ledger, "x" + long_key, "brand")
-        assert created and len(post.idempotency_key) == 266
-        with ledger.engine.connect() as connection:
+            before = insert_legacy_post(connection, "before-0003")
+        if ledger.engine.dialect.name == "postgresql":  # the bug: PostgreSQL refused such keys
+            with pytest.raises(sa.exc.DataError, match=r"character varying\(128\)"):
+                with ledger.engine.begin() as connection:
+                    insert_legacy_post(connection, long_key)
+        with ledger.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0003")
+            inserted = insert_legacy_post(connection, "x" + long_key)
             (column,) = [c for c in sa.inspect(connection).get_columns("posts") if c["name"] == "idempotency_key"]
             assert column["type"].length == MAX_IDEMPOTENCY_KEY_LENGTH
+        assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
+        kept = ledger.get_post(before)  # the change (SQLite: of the stored schema only) kept the rows
+        assert (kept.idempotency_key, kept.state, kept.publish_id) == ("before-0003", PostState.initialized,
+                                                                     "v_pub_before-0003")
+        assert len(ledger.get_post(inserted).idempotency_key) == 266
+        post, created = _post_with_key(ledger, "y" + long_key, "brand")
+        assert created and len(post.idempotency_key) == 266
 
 
 def test_a_publish_id_that_never_received_a_byte_can_be_given_up_once(ledger: Ledger) -> None:

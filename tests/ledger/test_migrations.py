@@ -1,21 +1,25 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
 from sandbox import free_port
-from ledger import DatabaseUnavailable, Ledger
+from ledger import DatabaseUnavailable, Ledger, PostState
+from ledger._migrate import alembic_config
 from ledger._models import Base
+from tests.ledger.helpers import insert_legacy_post
 from deployments.cli import build_app
 from tiktok_pipeline.settings import load_settings
 
-LEDGER_TABLES = {"accounts", "posts", "post_events", "alembic_version"}
+LEDGER_TABLES = {"accounts", "posts", "post_events", "init_attempts", "alembic_version"}
 
 
 def _tables(url: str) -> set[str]:
@@ -103,3 +107,27 @@ def test_cli_db_upgrade_and_current(database_url: str, monkeypatch: pytest.Monke
 
     after = runner.invoke(app, ["db", "current"])
     assert f"revision {head}, head {head} (up to date)" in after.output
+
+
+def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_url: str) -> None:
+    with Ledger(database_url, migrate=False) as ledger:
+        with ledger.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0003")
+            old = insert_legacy_post(connection, "before-0004")
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts"}
+        assert ledger.migrate() is True and ledger.current_revision() == "0004"
+        assert _tables(database_url) == LEDGER_TABLES
+        post = ledger.get_post(old)
+        assert (post.state, post.publish_id, post.lease_owner, post.lease_expires_at) == (
+            PostState.initialized, "v_pub_before-0004", None, None,
+        )
+        assert ledger.init_attempts(post) == [] and ledger.caps_left("brand").direct.used == 1  # counted as before
+        assert ledger.claim_post(post, "runner", timedelta(minutes=1)).owner == "runner"
+        # And back: the downgrade drops what 0004 added in place (no table rebuild), keeping the rows.
+        with ledger.engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0003")
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts"}
+        with ledger.engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("posts")}
+            assert not columns & {"lease_owner", "lease_expires_at"}
+            assert connection.execute(sa.text("SELECT publish_id FROM posts")).scalars().all() == ["v_pub_before-0004"]

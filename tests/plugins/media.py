@@ -187,3 +187,19 @@ def assert_tiktok_ready(
     assert path.stat().st_size <= max_bytes
     assert 0 < raw.find(b"moov") < raw.find(b"mdat"), "moov must come before mdat (faststart)"
     return data
+
+
+@pytest.fixture(scope="session")
+def big_compliant_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TikTok-compliant 1080x1920 clip over 10 MiB (noise), so a 5 MiB chunk size makes 2+ chunks."""
+    path = tmp_path_factory.mktemp("big") / "big.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y",
+         "-f", "lavfi", "-i", "nullsrc=s=270x480:r=30:d=3.2,geq=lum='random(1)*255':cb=128:cr=128,scale=1080:1920:flags=neighbor",
+         "-f", "lavfi", "-i", "sine=f=440:d=3.2:sample_rate=48000,aformat=channel_layouts=stereo",
+         "-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "cabac=1", "-profile:v", "high", "-pix_fmt", "yuv420p", "-qp", "30",
+         "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(path)],
+        check=True,
+    )
+    assert path.stat().st_size > 10 * 1024 * 1024, path.stat().st_size
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import PostState
+from ledger import ClaimLost, PostState
 from publishing import CapPolicy, PublishRequest, is_done
 from publishing.maintenance import posts_to_reconcile, reconcile_post
 from publishing.posting import (
@@ -79,6 +79,46 @@ def test_open_post_claims_one_row_per_request_and_account(services: Services, cl
     assert created_other and other.id != post.id
 
 
+def _unthrottled(services: Services) -> Services:
+    """The same Services without the client's own per-process init limiter (6/min): these tests send
+    bursts of inits that the sandbox faults, and would otherwise wait out the minute."""
+    return Services(services.settings, ledger=services.ledger, rate_limit=lambda account_key, endpoint: None)
+
+
+@pytest.mark.parametrize("fault", ["error_503", "lost_answer", "drop"])
+def test_an_init_without_a_usable_answer_is_asked_again_and_only_the_answered_one_gets_bytes(
+    services: Services, clip, sandbox, fault: str
+) -> None:
+    services = _unthrottled(services)
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    sandbox.add_fault("video_init", fault, times=2)
+    pauses: list[float] = []
+    started = init_post(services, request, check, source, prepared, sleep=pauses.append)
+    assert started.state is PostState.initialized and pauses == [2.0, 4.0]
+    lost = [e for e in services.ledger.post_events(started.post_id) if e.kind == "init_attempt_lost"]
+    assert [e.data["attempt"] for e in lost] == [1, 2]
+    done = poll_status(services, upload(services, started, prepared), check.username)
+    assert done.state is PostState.published
+    # lost_answer: TikTok created a post whose answer never arrived; it holds no bytes and never publishes.
+    received = [p for p in sandbox.posts() if p.get("received_bytes")]
+    assert [p["publish_id"] for p in received] == [done.publish_id]
+    assert len(sandbox.posts()) == (3 if fault == "lost_answer" else 1)
+
+
+def test_inits_that_never_get_an_answer_fail_the_post_and_a_rerun_goes_on(services: Services, clip, sandbox) -> None:
+    services = _unthrottled(services)
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    sandbox.add_fault("video_init", "error_500", times=5)
+    failed = init_post(services, request, check, source, prepared, sleep=lambda s: None)
+    assert failed.state is PostState.failed and "no usable answer 5 times" in (failed.error_message or "")
+    again = init_post(services, request, check, source, prepared, sleep=lambda s: None)
+    assert again.post_id == failed.post_id and again.state is PostState.initialized
+
+
 def test_init_upload_poll_publish_a_post_once(services: Services, clip, sandbox) -> None:
     source, prepared = clip
     request = _request()
@@ -110,6 +150,78 @@ def test_init_upload_poll_publish_a_post_once(services: Services, clip, sandbox)
     assert repeat.reused and repeat.publish_id == done.publish_id and len(sandbox.posts()) == 1
     assert not kept_media_in_use(services)  # a published post needs its media no more
     assert plan_media(services, request, ["main"], source).needed == []
+
+
+def test_a_second_runner_of_a_claimed_post_sends_nothing_and_returns_the_owners_outcome(
+    services: Services, clip, sandbox
+) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    first = init_post(services, request, check, source, prepared, owner="run-A")
+    assert first.state is PostState.initialized
+    waited: list[float] = []
+
+    def owner_finishes_while_we_wait(seconds: float) -> None:
+        waited.append(seconds)
+        if len(waited) == 1:  # run A uploads and polls while run B waits
+            poll_status(services, upload(services, first, prepared, owner="run-A"), check.username, owner="run-A")
+
+    second = init_post(services, request, check, source, prepared, owner="run-B", sleep=owner_finishes_while_we_wait)
+    assert second.state is PostState.published and second.ok and second.reused
+    assert second.publish_id == first.publish_id and waited == [2.0]
+    assert [p["publish_id"] for p in sandbox.posts()] == [first.publish_id]
+    kinds = [e.kind for e in services.ledger.post_events(first.post_id)]
+    assert kinds.count("init_attempt") == 1 and "claimed" in kinds and "claim_released" in kinds
+
+
+def test_a_runner_that_died_after_init_is_taken_over_once_its_lease_lapses(
+    services: Services, clip, sandbox, clock
+) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    first = init_post(services, request, check, source, prepared, owner="run-A")  # then run A is killed
+    clock.advance(timedelta(seconds=services.settings.claim_lease + 1))
+    second = init_post(services, request, check, source, prepared, owner="run-B",
+                       sleep=lambda s: pytest.fail("a lapsed lease is taken over at once"))
+    assert second.state is PostState.initialized and second.publish_id == first.publish_id
+    done = poll_status(services, upload(services, second, prepared, owner="run-B"), check.username, owner="run-B")
+    assert done.state is PostState.published
+    assert [p["publish_id"] for p in sandbox.posts()] == [first.publish_id]
+    taken = [e for e in services.ledger.post_events(first.post_id) if e.kind == "claim_taken_over"]
+    assert [e.data["taken_over_from"] for e in taken] == ["run-A"]
+
+
+def test_a_runner_whose_run_has_ended_is_taken_over_at_once(services: Services, clip, sandbox) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    first = init_post(services, request, check, source, prepared, owner="run-A")  # run A failed after init
+    asked: list[str] = []
+    second = init_post(services, request, check, source, prepared, owner="run-B",
+                       owner_has_ended=lambda owner: asked.append(owner) or owner == "run-A",
+                       sleep=lambda s: pytest.fail("an ended run's lease is taken over without waiting"))
+    assert asked == ["run-A"] and second.publish_id == first.publish_id and second.state is PostState.initialized
+
+    def waits(seconds: float) -> None:
+        raise TimeoutError("run C waits for run B, which is alive")
+
+    with pytest.raises(TimeoutError):
+        init_post(services, request, check, source, prepared, owner="run-C", owner_has_ended=lambda owner: False,
+                  sleep=waits)
+
+
+def test_a_runner_whose_lease_was_taken_over_stops_before_sending_a_byte(services: Services, clip, sandbox, clock) -> None:
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    first = init_post(services, request, check, source, prepared, owner="run-A")
+    clock.advance(timedelta(seconds=services.settings.claim_lease + 1))  # run A stalls; run B takes over
+    init_post(services, request, check, source, prepared, owner="run-B")
+    with pytest.raises(ClaimLost):
+        upload(services, first, prepared, owner="run-A")
+    assert all(not p.get("received_bytes") for p in sandbox.posts())
 
 
 def test_a_used_up_cap_defers_the_post_to_the_next_slot_or_fails_it(services: Services, clip, sandbox) -> None:

@@ -25,6 +25,7 @@ from tiktok import (
     TikTokError,
     TransportError,
     UploadNotFound,
+    UploadRejected,
     UploadRetryPolicy,
     UploadUrlExpired,
     plan_chunks,
@@ -32,7 +33,7 @@ from tiktok import (
 from tiktok_pipeline.settings import Settings
 
 from .conftest import FakeTime
-from .helpers import MIB, assert_kind, only_post, pending_faults, received_file, sha256_of
+from .helpers import MIB, assert_kind, config, only_post, pending_faults, received_file, sha256_of
 
 Connect = Callable[..., TikTokClient]
 Blob = Callable[[int], Path]
@@ -170,6 +171,50 @@ def test_second_upload_call_resumes_where_the_server_is(
     assert (resumed.resyncs, resumed.chunks_sent, resumed.retries) == (1, 5 - held_chunks, 0)
     assert progress[0] == held_chunks * CHUNK and progress[-1] == FIVE_CHUNKS
     assert_received_exactly(sandbox, init, file)
+
+
+@pytest.mark.parametrize("resent_chunks", ["refuse", "accept"])
+def test_a_rerun_after_a_lost_answer_resumes_at_the_byte_the_server_reports(
+    sandbox: SandboxHandle, connect: Connect, settings_for: Callable[..., Settings], blob: Blob, resent_chunks: str
+) -> None:
+    """Killed mid-upload: chunks 0 and 1 confirmed, chunk 2 stored but its answer lost. The re-run starts
+    at chunk 0; a host that refuses it answers 416, a host that accepts an identical resend answers 206
+    with all it holds (bytes 0-15728639): either way the upload goes on from byte 15728640."""
+    sandbox.reset(config(resent_chunks=resent_chunks))
+    file = blob(FIVE_CHUNKS)
+    tiktok = connect(settings=settings_for(chunk_size=CHUNK))
+    plan, init = start_upload(tiktok, file, CHUNK)
+
+    def lose_the_third_answer(done: int, total: int) -> None:
+        if done == 2 * CHUNK:
+            sandbox.add_fault("upload", "lost_answer")
+
+    with pytest.raises(TransportError):
+        tiktok.upload_video(file, init.upload_url or "", plan, on_progress=lose_the_third_answer,
+                            retry=UploadRetryPolicy(max_retries_per_chunk=0))
+    assert only_post(sandbox)["received_bytes"] == 3 * CHUNK
+
+    progress: list[int] = []
+    resumed = tiktok.upload_video(file, init.upload_url or "", plan, on_progress=lambda d, t: progress.append(d))
+
+    assert progress[0] == 3 * CHUNK and progress[-1] == FIVE_CHUNKS
+    assert (resumed.resyncs, resumed.chunks_sent) == (1, 2)
+    assert_received_exactly(sandbox, init, file)
+
+
+def test_a_host_accepting_a_resent_chunk_refuses_different_bytes(
+    sandbox: SandboxHandle, connect: Connect, settings_for: Callable[..., Settings], blob: Blob, tmp_path: Path
+) -> None:
+    sandbox.reset(config(resent_chunks="accept"))
+    file = blob(FIVE_CHUNKS)
+    tiktok = connect(settings=settings_for(chunk_size=CHUNK))
+    plan, init = start_upload(tiktok, file, CHUNK)
+    tiktok.upload_video(file, init.upload_url or "", plan)
+    other = tmp_path / "other.mp4"
+    other.write_bytes(bytes(FIVE_CHUNKS))  # same size, other bytes: chunk 0 is not the one it holds
+    with pytest.raises(UploadRejected, match=r"chunk 0 .*HTTP 400"):
+        tiktok.upload_video(other, init.upload_url or "", plan)
+    assert_received_exactly(sandbox, init, file)  # what it held is untouched
 
 
 def test_upload_url_expiring_mid_upload_asks_for_a_new_init(
