@@ -30,7 +30,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
-from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
 from prefect.states import Crashed
 
@@ -100,24 +99,13 @@ def reconcile_post(post_id: int) -> Post:
     return reconcile(runtime.services(), post_id, get_run_logger())
 
 
-def run_has_ended(client: SyncPrefectClient, run_id: str) -> bool:
-    """Whether the flow run a working directory is named after is over (final state, or unknown to Prefect)."""
-    try:
-        run = client.read_flow_run(UUID(run_id))
-    except ValueError:
-        return False  # not a flow run's directory: the age sweep decides
-    except ObjectNotFound:
-        return True
-    return run.state is not None and run.state.is_final()
-
-
 @task(name="sweep-work-dirs")
 def sweep(older_than_hours: float) -> int:
     """Remove the working directories of runs that ended without removing theirs (a killed worker), then
     any directory untouched for `older_than_hours`."""
     current = runtime.settings()
     with get_client(sync_client=True) as client:
-        ended = sweep_ended_runs(current, lambda run_id: run_has_ended(client, run_id))
+        ended = sweep_ended_runs(current, lambda run_id: runtime.flow_run_has_ended(client, run_id))
     for path in ended:
         get_run_logger().info("removed the working directory of ended run %s", path.name)
     removed = sweep_work_dirs(current, older_than_s=older_than_hours * 3600)

@@ -249,20 +249,13 @@ def initializer_still_running(record: InitRecord) -> str | None:
 def run_has_ended(owner: str) -> bool:
     """`posting.OwnerHasEnded` asking the Prefect API: whether the flow run holding a post's lease is over
     (a final state, or unknown to Prefect). An owner that is not a flow run id is never assumed over."""
-    try:
-        run_id = UUID(owner)
-    except ValueError:
-        return False
-    if str(run_id) == str(current_flow_run.id):
+    if owner == str(current_flow_run.id):
         return False
     try:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(run_id)
-    except ObjectNotFound:
-        return True
+            return runtime.flow_run_has_ended(client, owner)
     except Exception:  # cannot tell: its lease decides
         return False
-    return run.state is not None and run.state.is_final()
 
 
 @task(name="init-post", retries=0)

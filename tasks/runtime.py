@@ -11,7 +11,11 @@ from __future__ import annotations
 import functools
 import os
 
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+from prefect.exceptions import ObjectNotFound
 from prefect.concurrency.sync import rate_limit
 
 from ledger import Ledger
@@ -93,3 +97,15 @@ def ledger(current: Settings | None = None) -> Ledger:
 
 def encryption_key(current: Settings) -> str | None:
     return services(current).encryption_key()
+
+
+def flow_run_has_ended(client: SyncPrefectClient, run_id: str) -> bool:
+    """Whether the flow run `run_id` names is over: a final state, or unknown to Prefect (deleted).
+    A name that is not a flow run id is never taken for an ended run."""
+    try:
+        run = client.read_flow_run(UUID(run_id))
+    except ValueError:
+        return False
+    except ObjectNotFound:
+        return True
+    return run.state is not None and run.state.is_final()
