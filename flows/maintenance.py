@@ -1,5 +1,6 @@
 """Scheduled flows: keep tokens fresh and show account health, retry publish runs whose process died,
-reconcile posts TikTok may still change, sweep working files and the media kept for settled posts."""
+reconcile posts TikTok may still change, redeliver webhooks still in the outbox, sweep working files
+and the media kept for settled posts."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from ledger import Post
 from tasks.maintenance import (
     MAX_CRASHES,
     CrashRetriesExhausted,
+    WebhookRedelivery,
     accounts_to_refresh,
     health_problem,
     posts_to_reconcile,
     reconcile_post,
+    redeliver_pending_webhooks,
     refresh_account_token,
     report_account_health,
     retry_crashed_runs,
@@ -54,8 +57,9 @@ def refresh_tokens(margin_hours: float = 6.0) -> dict[str, str]:
 def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float = 24.0) -> dict[str, int]:
     """Retry publish runs that crashed (at most 3 crashes per request), remove working directories
     left by crashed runs, reconcile processing, unconfirmed, inbox and abandoned posts with
-    TikTok's status/fetch, then remove the kept media no post needs any more. A publish run's crash
-    starts this flow at once (prefect.yaml trigger)."""
+    TikTok's status/fetch, redeliver the webhooks of the outbox that are due (for 24 h, same event
+    id), then remove the kept media no post needs any more. A publish run's crash starts this flow
+    at once (prefect.yaml trigger)."""
     # Retries first: a post waiting for one matters more than the rest, which runs even if they fail.
     crashes = retry_crashed_runs.submit(retry_crashed_within_hours).result(raise_on_failure=False)
     removed = sweep(stale_work_dir_hours)
@@ -67,6 +71,10 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
     for mode in {new.mode for _, new in changed}:  # announce what TikTok settled since the publish run
         notify_outcomes(mode, [result_of(new) for _, new in changed if new.mode is mode])
     states = Counter(new.state.value if isinstance(new, Post) else "error" for new in after)
+    # After the announcements above (their deliveries are tried there first); a failure here is logged
+    # and left to the next cleanup, whose redelivery finds the same rows.
+    webhooks = redeliver_pending_webhooks(return_state=True)
+    redelivered = webhooks.result() if webhooks.is_completed() else None
     # After the reconciliation, which settles abandoned uploads; its failure fails the run below.
     swept = sweep_media(return_state=True)
     media_removed = swept.result() if swept.is_completed() else 0
@@ -75,7 +83,8 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
     if not swept.is_completed():
         swept.result()  # raises the sweep's error
     get_run_logger().info("retried %d crashed run(s); removed %d working directories and %d kept media file(s); "
-                          "reconciled %d posts: %s", len(crashes.retried), removed, media_removed, len(before), dict(states))
+                          "reconciled %d posts: %s; webhooks: %s", len(crashes.retried), removed, media_removed,
+                          len(before), dict(states), _webhook_summary(redelivered))
     if crashes.given_up:
         raise CrashRetriesExhausted(
             f"gave up on {len(crashes.given_up)} publish run(s) that crashed {MAX_CRASHES} times with the same "
@@ -85,4 +94,14 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
         )
     return {"crashed_runs_retried": len(crashes.retried), "work_dirs_removed": removed,
             "kept_media_removed": media_removed, "posts_checked": len(before),
-            **{f"now_{k}": v for k, v in states.items()}}
+            **{f"now_{k}": v for k, v in states.items()},
+            **({"webhooks_redelivered": len(redelivered.delivered), "webhooks_failed": len(redelivered.failed),
+                "webhooks_given_up": len(redelivered.given_up), "webhooks_pending": redelivered.pending}
+               if redelivered is not None else {"webhooks_redelivery_failed": 1})}
+
+
+def _webhook_summary(done: WebhookRedelivery | None) -> str:
+    if done is None:
+        return "the redelivery failed (see its task run); the next cleanup tries again"
+    return (f"{len(done.delivered)} redelivered, {len(done.failed)} not taken, {len(done.given_up)} given up, "
+            f"{done.pending} pending")

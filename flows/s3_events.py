@@ -13,7 +13,7 @@ from prefect.states import Completed, Failed
 
 from flows.publish import conclude, publish_video
 from publishing import PublishRequest, s3_object_run_name
-from publishing.s3_events import normalize_etag, read_object, request_for_object
+from publishing.s3_events import S3RequestInvalid, normalize_etag, read_object, request_for_object
 from publishing.sources import S3Location, s3_client
 from tasks import runtime
 from tasks.policy import retry_options, with_retries
@@ -23,6 +23,13 @@ from tasks.policy import retry_options, with_retries
 def read_s3_request(bucket: str, key: str, etag: str) -> PublishRequest | None:
     """The PublishRequest for this version of the object; None when a newer version replaced it."""
     current = runtime.settings()
+    allowed = current.bucket_allow_list
+    if allowed and bucket not in allowed:  # the listener refuses these too; a run started by hand is checked here
+        raise S3RequestInvalid(
+            f"s3://{bucket}/{key}: bucket {bucket!r} is not one TIKTOK_PIPELINE_S3_BUCKETS / S3_PREFIXES allow "
+            f"({', '.join(allowed)}); nothing was read or posted",
+            detail={"source": f"s3://{bucket}/{key}", "problems": [f"bucket {bucket!r} not allowed"]},
+        )
     snapshot = read_object(s3_client(current), S3Location(bucket, key))
     if snapshot.etag != normalize_etag(etag):
         get_run_logger().warning(

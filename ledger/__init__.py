@@ -10,16 +10,22 @@ managed by the Alembic migrations shipped in `ledger/migrations` and applied on 
     attempt = ledger.record_init_attempt(post, owner=owner)   # committed before TikTok's init is called
     post = ledger.record_publish_id(attempt, publish_id)     # its own commit, the moment the answer arrives
     ledger.mark_attempt_lost(attempt, "init answered 503")   # or mark_attempt_failed: TikTok refused it
+    [delivery] = ledger.add_webhook_deliveries([entry])      # the webhook outbox: stored before the first try
+    ledger.claim_webhook_delivery(delivery.id, lease, due_only=True)  # one sender at a time; then
+    ledger.record_webhook_attempt(delivery.id, status_code=200)      # delivered (or error=..., retry_in=...)
 
 Public surface
 - The ledger: `Ledger`, `generate_key` (a Fernet key for TIKTOK_PIPELINE_ENCRYPTION_KEY),
   `default_idempotency_key`, `cap_usage` and its `CAP_WINDOW` (the rolling 24 h of a daily cap).
 - Views it hands out (immutable): `Account`, `Post`, `PostEvent`, `Claim` (a lease on a post),
-  `InitAttempt` (one write-ahead init call), and the `TokenGrant` it stores.
+  `InitAttempt` (one write-ahead init call), `WebhookDelivery` (one row of the webhook outbox), and
+  what it is given to store: the `TokenGrant`, an `OutboxEntry`.
 - States: `PublishMode` (our direct / inbox / hold, not TikTok's post_mode), `PostState`, `AccountStatus`,
   the state machine `TRANSITIONS` and `BEFORE_INIT_STATES` (not yet sent to TikTok); `AttemptOutcome`
-  of an init attempt and `CAP_COUNTED_OUTCOMES` (those TikTok may have counted against the cap).
-- Errors: one tree rooted at `LedgerError`, drawn in `ledger/_errors.py`.
+  of an init attempt and `CAP_COUNTED_OUTCOMES` (those TikTok may have counted against the cap);
+  `DeliveryStatus` of a webhook delivery.
+- Errors: one tree rooted at `LedgerError`, drawn in `ledger/_errors.py`. A database error always leaves
+  as one of them (its class and the database's one-line reason; never the statement or its parameters).
 """
 
 from ledger._crypto import generate_key
@@ -28,8 +34,12 @@ from ledger._errors import (
     AccountNeedsReconnect,
     AccountNotFound,
     ClaimLost,
+    ConstraintViolated,
     DailyCapReached,
+    DatabaseFailed,
     DatabaseUnavailable,
+    DatabaseUrlInvalid,
+    DeliveryNotFound,
     DuplicatePost,
     EncryptionKeyInvalid,
     EncryptionKeyMissing,
@@ -46,10 +56,11 @@ from ledger._states import (
     TRANSITIONS,
     AccountStatus,
     AttemptOutcome,
+    DeliveryStatus,
     PostState,
     PublishMode,
 )
-from ledger._types import Account, Claim, InitAttempt, Post, PostEvent, TokenGrant
+from ledger._types import Account, Claim, InitAttempt, OutboxEntry, Post, PostEvent, TokenGrant, WebhookDelivery
 
 __all__ = [
     # the ledger
@@ -62,15 +73,18 @@ __all__ = [
     "Account",
     "Claim",
     "InitAttempt",
+    "OutboxEntry",
     "Post",
     "PostEvent",
     "TokenGrant",
+    "WebhookDelivery",
     # states
     "BEFORE_INIT_STATES",
     "CAP_COUNTED_OUTCOMES",
     "TRANSITIONS",
     "AccountStatus",
     "AttemptOutcome",
+    "DeliveryStatus",
     "PostState",
     "PublishMode",
     # errors
@@ -79,8 +93,12 @@ __all__ = [
     "AccountNeedsReconnect",
     "AccountNotFound",
     "ClaimLost",
+    "ConstraintViolated",
     "DailyCapReached",
+    "DatabaseFailed",
     "DatabaseUnavailable",
+    "DatabaseUrlInvalid",
+    "DeliveryNotFound",
     "DuplicatePost",
     "EncryptionKeyInvalid",
     "EncryptionKeyMissing",

@@ -3,13 +3,17 @@
     PipelineError (tiktok_pipeline.errors)
     └── LedgerError                     final        raised on purpose by the ledger
         ├── DatabaseUnavailable         retryable    unreachable or busy database
-        ├── LedgerInputInvalid          final        account name, cap, mode, missing publish_id
+        ├── DatabaseUrlInvalid          final        unknown scheme, missing driver, unparsable URL
+        ├── DatabaseFailed              final        any other database error, in one safe line
+        ├── ConstraintViolated          final        a write the database's constraints refused
+        ├── LedgerInputInvalid          final        account name, cap, mode, publish_id, a refused value
         ├── EncryptionKeyMissing        final        tokens needed, no TIKTOK_PIPELINE_ENCRYPTION_KEY
         ├── EncryptionKeyInvalid        final        not a Fernet key, or not the tokens' key
         ├── AccountNotFound             final        no account of that name
         ├── AccountConflict             final        TikTok user connected under another name
         ├── AccountNeedsReconnect       needs_reauth grant revoked or expired; account_name
         ├── PostNotFound                final        no post of that id, key or publish_id
+        ├── DeliveryNotFound            final        no webhook delivery of that id in the outbox
         ├── DuplicatePost               final        idempotency key taken by a different post
         ├── IllegalTransition           final        the state machine forbids the move
         ├── DailyCapReached             final        24 h cap used up; next_slot_at
@@ -17,6 +21,10 @@
         └── ClaimLost                   final        the lease is no longer this owner's; holder
 
 `tests/ledger/test_errors.py` holds this drawing to the classes (parents and kinds).
+
+A database error never reaches a caller as it is: `Ledger` turns SQLAlchemy's and the driver's errors
+into the classes above, whose message is the error's class and the database's one-line reason, never
+the statement or its parameters (those go to the `ledger` logger only).
 """
 
 from __future__ import annotations
@@ -35,6 +43,21 @@ class DatabaseUnavailable(LedgerError):
     """The database could not be reached or was busy (connection refused, lock timeout)."""
 
     retryable = True
+
+
+class DatabaseUrlInvalid(LedgerError):
+    """The database URL cannot be used: not a URL, an unknown scheme, a driver that is not installed
+    or is asyncio-only."""
+
+
+class DatabaseFailed(LedgerError):
+    """The database failed an operation for a reason that is neither unavailability nor a refused
+    value or constraint (e.g. a schema that is not the ledger's)."""
+
+
+class ConstraintViolated(LedgerError):
+    """The database refused a write that conflicts with what it holds (unique key, foreign key);
+    the ledger names the conflict itself where it knows it (DuplicatePost, AccountConflict)."""
 
 
 class LedgerInputInvalid(LedgerError):
@@ -73,6 +96,10 @@ class AccountNeedsReconnect(LedgerError):
 
 class PostNotFound(LedgerError):
     """No post matches the id, idempotency key or publish_id."""
+
+
+class DeliveryNotFound(LedgerError):
+    """No webhook delivery of the outbox has that id."""
 
 
 class DuplicatePost(LedgerError):

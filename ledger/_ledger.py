@@ -9,12 +9,20 @@ Concurrency model
 - Claims (`claim_post`) are compare-and-set: one conditional UPDATE whose rowcount says who won, so they
   hold on PostgreSQL's READ COMMITTED without a lock taken first. Init attempts are a write-ahead log
   (`record_init_attempt` commits before TikTok is called, `record_publish_id` the moment it answers).
+- The webhook outbox (`add_webhook_deliveries`) is written before anything is sent; one sender at a time
+  tries a delivery (`claim_webhook_delivery`: a conditional UPDATE of its lease, like claims of posts).
+
+Errors: whatever SQLAlchemy or the driver raises leaves as a LedgerError of one short line
+(`_database_errors`: the error's class and the database's first line, never the statement or its
+parameters, which are logged to the `ledger` logger only); a URL that cannot be used is
+`DatabaseUrlInvalid` from the constructor.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import _migrate
@@ -34,10 +42,15 @@ from ledger._errors import (
     AccountNeedsReconnect,
     AccountNotFound,
     ClaimLost,
+    ConstraintViolated,
     DailyCapReached,
+    DatabaseFailed,
     DatabaseUnavailable,
+    DatabaseUrlInvalid,
+    DeliveryNotFound,
     DuplicatePost,
     IllegalTransition,
+    LedgerError,
     LedgerInputInvalid,
     PostClaimedElsewhere,
     PostNotFound,
@@ -48,10 +61,12 @@ from ledger._models import (
     MAX_ACCOUNT_NAME_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_LEASE_OWNER_LENGTH,
+    UNSTORABLE_CHARACTERS,
     AccountRow,
     InitAttemptRow,
     PostEventRow,
     PostRow,
+    WebhookDeliveryRow,
 )
 from ledger._states import (
     BEFORE_INIT_STATES,
@@ -59,25 +74,47 @@ from ledger._states import (
     RECONCILE_STATES,
     AccountStatus,
     AttemptOutcome,
+    DeliveryStatus,
     PostState,
     PublishMode,
     check_transition,
 )
-from ledger._types import Account, CapsLeft, CapUsage, Claim, InitAttempt, Post, PostEvent, TokenGrant
+from ledger._types import (
+    Account,
+    CapsLeft,
+    CapUsage,
+    Claim,
+    InitAttempt,
+    OutboxEntry,
+    Post,
+    PostEvent,
+    TokenGrant,
+    WebhookDelivery,
+)
 from tiktok_pipeline.errors import is_retryable, needs_reauth
 from tiktok_pipeline.settings import StorageSettings
+
+_LOG = logging.getLogger("ledger")
+# The full text of database errors goes here only: with no handler configured anywhere, Python's
+# last-resort handler would print it (statement, parameters) on stderr, under a CLI's one-line error.
+_LOG.addHandler(logging.NullHandler())
 
 Clock = Callable[[], datetime]
 #: Exchanges a refresh token for a new grant (the TikTok client's refresh call, injected by the caller).
 Refresher = Callable[[str], TokenGrant]
 
 CAP_WINDOW = timedelta(hours=24)
-ACCOUNT_NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ACCOUNT_NAME_LENGTH - 1}}}$")
+ACCOUNT_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ACCOUNT_NAME_LENGTH - 1}}}")
+#: Event data keys of a post's upload URL: encrypted, and (versions before the encryption) plaintext.
+_SEALED_UPLOAD_URL = "upload_url_sealed"
+_PLAIN_UPLOAD_URL = "upload_url"
 #: Seconds a SQLite connection waits for the write lock before giving up (then: DatabaseUnavailable).
 SQLITE_BUSY_TIMEOUT = 30.0
 POSTGRES_CONNECT_TIMEOUT = 10
 #: How often `claim_post` re-reads and retries when its compare-and-set lost a race it may still win.
 _CLAIM_ROUNDS = 5
+#: Longest database reason a LedgerError quotes (the database's first line; the rest goes to the log).
+_MAX_REASON_LENGTH = 200
 
 
 def default_idempotency_key(content_sha256: str, account_name: str, caption: str, mode: PublishMode | str) -> str:
@@ -102,13 +139,58 @@ def cap_usage(reserved_at: Sequence[datetime], limit: int, now: datetime) -> Cap
     return CapUsage(limit=limit, used=used, next_slot_at=next_slot_at)
 
 
+#: What a usable ledger URL looks like, for the messages of DatabaseUrlInvalid.
+_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
 def create_ledger_engine(database_url: str) -> sa.Engine:
-    url = sa.make_url(database_url)
+    """The engine of a ledger URL; `DatabaseUrlInvalid` (one line, no password) when it cannot be used."""
+    try:
+        url = sa.make_url(database_url)
+    except (sa_exc.ArgumentError, ValueError, TypeError) as exc:
+        # Not echoed: an unparsable URL may still hold a password.
+        raise DatabaseUrlInvalid(
+            f"the ledger database URL is not a SQLAlchemy URL ({type(exc).__name__}); use {_URL_FORMS}", detail={}
+        ) from exc
+    where = url.render_as_string(hide_password=True)
+    try:
+        if url.get_backend_name() != "sqlite":
+            engine = sa.create_engine(url, pool_pre_ping=True,
+                                      connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT})
+        else:
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    except sa_exc.NoSuchModuleError as exc:
+        raise DatabaseUrlInvalid(
+            f"ledger database {where}: SQLAlchemy has no database dialect {url.drivername!r} "
+            f"(NoSuchModuleError); use {_URL_FORMS}",
+            detail={"url": where, "drivername": url.drivername},
+        ) from exc
+    except ImportError as exc:
+        raise DatabaseUrlInvalid(
+            f"ledger database {where}: its driver is not installed ({type(exc).__name__}: {exc}); the ledger "
+            f"runs on SQLite and on PostgreSQL through psycopg: use {_URL_FORMS}",
+            detail={"url": where, "drivername": url.drivername},
+        ) from exc
+    except (sa_exc.ArgumentError, TypeError) as exc:
+        raise DatabaseUrlInvalid(
+            f"ledger database {where} cannot be used: {_one_line(exc)}", detail={"url": where}
+        ) from exc
+    except OSError as exc:
+        raise DatabaseUrlInvalid(
+            f"ledger database {where}: its folder cannot be created ({type(exc).__name__}: {exc.strerror or exc})",
+            detail={"url": where},
+        ) from exc
+    if engine.dialect.is_async:
+        engine.dispose()
+        raise DatabaseUrlInvalid(
+            f"ledger database {where}: {url.drivername} is an asyncio driver; the ledger needs a synchronous one "
+            f"({_URL_FORMS})",
+            detail={"url": where, "drivername": url.drivername},
+        )
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT})
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+        return engine
     sa.event.listen(engine, "connect", _sqlite_on_connect)
     sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine
@@ -202,7 +284,7 @@ class Ledger:
         scopes: Sequence[str] | None = None,
     ) -> Account:
         """Store a freshly connected account (or reconnect an existing one): tokens, profile, status active."""
-        if not ACCOUNT_NAME_PATTERN.match(name):
+        if not ACCOUNT_NAME_PATTERN.fullmatch(name):
             raise LedgerInputInvalid(
                 f"account name {name!r} is not valid: use 1-{MAX_ACCOUNT_NAME_LENGTH} letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit",
@@ -249,7 +331,7 @@ class Ledger:
                 self._store_grant(row, grant, now)
                 session.flush()
                 return Account.model_validate(row)
-        except IntegrityError as exc:
+        except ConstraintViolated as exc:
             raise AccountConflict(
                 f"account {name!r} or TikTok user {open_id} was connected by another process at the same time; "
                 "run the command again",
@@ -445,6 +527,9 @@ class Ledger:
                 f"{MAX_IDEMPOTENCY_KEY_LENGTH} (a caller's idempotency_key up to 200, plus ':' and the account name)",
                 detail={"length": len(idempotency_key), "max_length": MAX_IDEMPOTENCY_KEY_LENGTH},
             )
+        for field, value in (("idempotency key", idempotency_key), ("caption", caption), ("source URI", source_uri),
+                             ("content SHA-256", content_sha256)):
+            _check_storable(field, value)
         wanted = {"account_name": account_name, "content_sha256": content_sha256, "caption": caption, "mode": mode}
         try:
             with self._transaction(write=True) as session:
@@ -470,7 +555,7 @@ class Ledger:
                 session.flush()
                 self._add_event(session, row, None, kind="created", at=now)
                 return Post.model_validate(row), True
-        except IntegrityError:
+        except ConstraintViolated:
             with self._transaction(write=False) as session:
                 existing = self._post_by_key(session, idempotency_key)
                 if existing is None:
@@ -490,9 +575,15 @@ class Ledger:
         privacy_level: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        only_from: PostState | None = None,
     ) -> Post:
         """Move the post to `to_state` (validated against the state it has in the database), set the given
-        fields (None = unchanged) and append the event, all in one transaction."""
+        fields (None = unchanged) and append the event, all in one transaction.
+
+        `only_from`: the move is made only if the post is still in that state under the row lock (a caller
+        that decided on what it read earlier, e.g. a person resolving an `unconfirmed` post, is refused with
+        `IllegalTransition` when the post moved on meanwhile, even to a state `to_state` may follow).
+        """
         post_id = _post_id(post)
         changes = {
             "publish_id": publish_id,
@@ -507,6 +598,12 @@ class Ledger:
             with self._transaction(write=True) as session:
                 row = self._post(session, post_id, lock=True)
                 from_state = row.state
+                if only_from is not None and from_state is not only_from:
+                    raise IllegalTransition(
+                        f"post {post_id} is {from_state}, no longer {only_from}: it was not moved to {to_state}",
+                        detail={"post_id": post_id, "state": str(from_state), "expected_state": str(only_from),
+                                "to_state": str(to_state)},
+                    )
                 check_transition(post_id, from_state, to_state)
                 if to_state is PostState.initialized and not changes.get("publish_id"):
                     raise LedgerInputInvalid(
@@ -525,7 +622,7 @@ class Ledger:
                     session, row, from_state, kind="transition", at=now, message=message, data=event_data
                 )
                 return Post.model_validate(row)
-        except IntegrityError as exc:
+        except ConstraintViolated as exc:
             raise DuplicatePost(
                 f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
             ) from exc
@@ -661,7 +758,28 @@ class Ledger:
             rows = session.scalars(
                 sa.select(PostEventRow).where(PostEventRow.post_id == post_id).order_by(PostEventRow.id)
             )
-            return [PostEvent.model_validate(row) for row in rows]
+            return [_without_upload_url(PostEvent.model_validate(row)) for row in rows]
+
+    def upload_url(self, post: Post | int) -> str | None:
+        """The upload URL TikTok gave the post's current publish_id (decrypted); None once its upload
+        is over or when none was stored."""
+        post_id = _post_id(post)
+        with self._transaction(write=False) as session:
+            row = self._post(session, post_id)
+            if row.state is not PostState.initialized:
+                return None
+            events = session.scalars(
+                sa.select(PostEventRow)
+                .where(PostEventRow.post_id == post_id, PostEventRow.to_state == PostState.initialized)
+                .order_by(PostEventRow.id.desc())
+            )
+            for event in events:
+                if event.from_state is PostState.initialized or not event.data:
+                    continue  # notes and claim events of an initialized post; the transition into it holds the URL
+                if sealed := event.data.get(_SEALED_UPLOAD_URL):
+                    return self._cipher.decrypt(sealed, account_name=row.account.name)
+                return event.data.get(_PLAIN_UPLOAD_URL)  # stored in plaintext by earlier versions
+            return None
 
     # --- claims (leases) ---------------------------------------------------------------------------
 
@@ -849,10 +967,15 @@ class Ledger:
             return InitAttempt.model_validate(attempt)
 
     def record_publish_id(self, attempt: InitAttempt | int, publish_id: str, *, privacy_level: str | None = None,
-                          message: str | None = None, data: dict[str, Any] | None = None) -> Post:
+                          message: str | None = None, data: dict[str, Any] | None = None,
+                          upload_url: str | None = None) -> Post:
         """Store the publish_id TikTok answered to `attempt`, in its own commit, the moment it arrives:
         the attempt becomes `answered` and the post `initialized` with that publish_id, together
         (with `privacy_level`, and `message` and `data` on the transition's event).
+
+        `upload_url` carries TikTok's upload token, a bearer credential for this post's bytes: it is
+        stored encrypted like the account tokens, read back only through `upload_url()`, and
+        forgotten once the post leaves `initialized` (its upload is over, one way or another).
 
         Idempotent for the same publish_id. When the post can no longer take it (another attempt's
         publish_id was stored first, or the post moved on), the attempt still keeps its publish_id
@@ -890,9 +1013,10 @@ class Ledger:
                     row.state, row.publish_id, row.updated_at = PostState.initialized, publish_id, now
                     if privacy_level is not None:
                         row.privacy_level = privacy_level
+                    sealed = {_SEALED_UPLOAD_URL: self._cipher.encrypt(upload_url)} if upload_url else {}
                     self._add_event(session, row, from_state, kind="transition", at=now,
                                     message=message or f"init attempt {found.number} answered",
-                                    data={**(extra or {}), **data})
+                                    data={**(extra or {}), **data, **sealed})
                     session.flush()
                     return Post.model_validate(row)
                 message = (f"init attempt {found.number} answered publish_id {publish_id} after the post became "
@@ -900,7 +1024,7 @@ class Ledger:
                            + ": nothing may be uploaded to it")
                 self._add_event(session, row, from_state, kind="init_answer_late", at=now, message=message, data=data)
                 late = IllegalTransition(message, detail={"post_id": row.id, **data, "state": str(row.state)})
-        except IntegrityError as exc:
+        except ConstraintViolated as exc:
             raise DuplicatePost(
                 f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
             ) from exc
@@ -951,20 +1075,140 @@ class Ledger:
                             data={"attempt": found.number, "attempt_id": found.id, "error_code": error_code})
             return InitAttempt.model_validate(found)
 
+    # --- webhook outbox -----------------------------------------------------------------------------
+
+    def add_webhook_deliveries(self, entries: Sequence[OutboxEntry]) -> list[WebhookDelivery]:
+        """Store deliveries in the outbox before they are first tried (committed when this returns), due at
+        once: one per (event_id, receiver), in the order given. An entry already stored (the same outcome
+        reported again) is not stored twice: its row is returned as it stands, delivered or not."""
+        for entry in entries:
+            _check_storable("webhook body", entry.body)
+        for _ in range(_CLAIM_ROUNDS):
+            try:
+                with self._transaction(write=True) as session:
+                    now = self._clock()
+                    posts = {e.post_id for e in entries if e.post_id is not None}
+                    known = set(session.scalars(sa.select(PostRow.id).where(PostRow.id.in_(sorted(posts))))) if posts else set()
+                    if missing := sorted(posts - known):
+                        raise PostNotFound(f"no post with id {missing[0]}", detail={"post_id": missing[0]})
+                    stored: list[WebhookDeliveryRow] = []
+                    for entry in entries:
+                        row = session.scalar(sa.select(WebhookDeliveryRow).where(
+                            WebhookDeliveryRow.event_id == entry.event_id,
+                            WebhookDeliveryRow.receiver == entry.receiver))
+                        if row is None:
+                            row = WebhookDeliveryRow(
+                                **entry.model_dump(), status=DeliveryStatus.pending, attempts=0, created_at=now,
+                                next_attempt_at=now,
+                            )
+                            session.add(row)
+                        stored.append(row)
+                    session.flush()
+                    return [WebhookDelivery.model_validate(row) for row in stored]
+            except ConstraintViolated:
+                continue  # another process stored one of them meanwhile: read it this time
+        raise DatabaseUnavailable(
+            f"the webhook outbox kept changing under {_CLAIM_ROUNDS} attempts to store {len(entries)} deliveries; "
+            "try again", detail={"events": sorted({e.event_id for e in entries})},
+        )
+
+    def claim_webhook_delivery(self, delivery_id: int, lease: timedelta, *, due_only: bool) -> WebhookDelivery | None:
+        """Take a pending delivery for one try until now + `lease`, by compare-and-set: None when it is
+        delivered, given up, being tried by another sender (a live lease), or, with `due_only`, not due
+        yet (`next_attempt_at` in the future). Of concurrent claimers exactly one gets it; a sender that
+        died leaves a lease that lapses, so nothing stays claimed for ever."""
+        if lease <= timedelta(0):
+            raise LedgerInputInvalid(f"a lease must be positive, got {lease}", detail={"lease": str(lease)})
+        with self._transaction(write=True) as session:
+            now = self._clock()
+            conditions = [
+                WebhookDeliveryRow.id == delivery_id,
+                WebhookDeliveryRow.status == DeliveryStatus.pending,
+                sa.or_(WebhookDeliveryRow.leased_until.is_(None), WebhookDeliveryRow.leased_until <= now),
+            ]
+            if due_only:
+                conditions.append(WebhookDeliveryRow.next_attempt_at <= now)
+            claimed = session.execute(
+                sa.update(WebhookDeliveryRow).where(*conditions).values(leased_until=now + lease)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            row = self._delivery(session, delivery_id)
+            return WebhookDelivery.model_validate(row) if claimed == 1 else None
+
+    def record_webhook_attempt(
+        self, delivery_id: int, *, status_code: int | None = None, error: str | None = None,
+        retry_in: timedelta | None = None,
+    ) -> WebhookDelivery:
+        """Record one try of a claimed delivery and release its lease. Without `error` the receiver took it
+        (2xx): delivered, whatever the row said before (a late 2xx after giving up is still the truth).
+        With `error` it stays as it is, pending until tried again no earlier than now + `retry_in`."""
+        with self._transaction(write=True) as session:
+            row = self._delivery(session, delivery_id, lock=True)
+            now = self._clock()
+            row.attempts += 1
+            row.last_attempt_at, row.last_status, row.leased_until = now, status_code, None
+            if error is None:
+                row.status, row.delivered_at, row.last_error = DeliveryStatus.delivered, now, None
+            else:
+                row.last_error = error
+                row.next_attempt_at = now + (retry_in if retry_in is not None else timedelta(0))
+            return WebhookDelivery.model_validate(row)
+
+    def give_up_webhook_delivery(self, delivery_id: int, reason: str) -> WebhookDelivery:
+        """Stop redelivering a pending delivery, recording why (its lease, if the caller held one, ends).
+        A delivery that is no longer pending is returned as it is."""
+        with self._transaction(write=True) as session:
+            row = self._delivery(session, delivery_id, lock=True)
+            if row.status is DeliveryStatus.pending:
+                row.status, row.status_reason, row.leased_until = DeliveryStatus.given_up, reason, None
+            return WebhookDelivery.model_validate(row)
+
+    def get_webhook_delivery(self, delivery_id: int) -> WebhookDelivery:
+        with self._transaction(write=False) as session:
+            return WebhookDelivery.model_validate(self._delivery(session, delivery_id))
+
+    def webhook_deliveries(
+        self, *, statuses: Sequence[DeliveryStatus] | None = None, due: bool = False, post_id: int | None = None,
+        event_id: str | None = None, limit: int | None = None,
+    ) -> list[WebhookDelivery]:
+        """Outbox rows, oldest first. `due`: pending ones a redelivery may try now (due, not being tried)."""
+        query = sa.select(WebhookDeliveryRow).order_by(WebhookDeliveryRow.id)
+        with self._transaction(write=False) as session:
+            if due:
+                now = self._clock()
+                query = query.where(
+                    WebhookDeliveryRow.status == DeliveryStatus.pending, WebhookDeliveryRow.next_attempt_at <= now,
+                    sa.or_(WebhookDeliveryRow.leased_until.is_(None), WebhookDeliveryRow.leased_until <= now),
+                )
+            if statuses is not None:
+                query = query.where(WebhookDeliveryRow.status.in_(list(statuses)))
+            if post_id is not None:
+                query = query.where(WebhookDeliveryRow.post_id == post_id)
+            if event_id is not None:
+                query = query.where(WebhookDeliveryRow.event_id == event_id)
+            if limit is not None:
+                query = query.limit(limit)
+            return [WebhookDelivery.model_validate(row) for row in session.scalars(query)]
+
     # --- internals --------------------------------------------------------------------------------
 
     @contextmanager
     def _database_errors(self) -> Iterator[None]:
+        """Every database error leaves the ledger as a LedgerError whose message is the error's class and
+        the database's one-line reason: never the statement or its parameters (SQLAlchemy's own message
+        holds both, and callers print messages or store them as a post's error). The full error goes to
+        the `ledger` logger only."""
         try:
             yield
-        except OperationalError as exc:
-            where = self.engine.url.render_as_string(hide_password=True)
-            raise DatabaseUnavailable(
-                f"ledger database {where} is unavailable: {exc.orig}", detail={"url": where}
-            ) from exc
-        except DataError as exc:  # a value the database refuses (too long, out of range): final, named
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise LedgerInputInvalid(f"the ledger database refused a value: {reason}", detail={"reason": reason}) from exc
+        except (sa_exc.StatementError, OverflowError, UnicodeError) as exc:
+            typed = _typed_database_error(exc, self.engine.url.render_as_string(hide_password=True))
+            if typed is None:
+                raise
+            # A constraint a caller names itself (DuplicatePost...) is routine; a failed operation is not.
+            level = (logging.INFO if isinstance(typed, ConstraintViolated)
+                     else logging.ERROR if isinstance(typed, DatabaseFailed) else logging.WARNING)
+            _LOG.log(level, "ledger database error, reported as %s(%s)", type(typed).__name__, typed, exc_info=exc)
+            raise typed from exc
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Session]:
@@ -998,6 +1242,15 @@ class Ledger:
         row = session.scalar(query.with_for_update() if lock else query)
         if row is None:
             raise PostNotFound(f"no init attempt with id {attempt_id}", detail={"attempt_id": attempt_id})
+        return row
+
+    @staticmethod
+    def _delivery(session: Session, delivery_id: int, *, lock: bool = False) -> WebhookDeliveryRow:
+        query = (sa.select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id)
+                 .execution_options(populate_existing=True))
+        row = session.scalar(query.with_for_update() if lock else query)
+        if row is None:
+            raise DeliveryNotFound(f"no webhook delivery with id {delivery_id}", detail={"delivery_id": delivery_id})
         return row
 
     @staticmethod
@@ -1073,11 +1326,82 @@ class Ledger:
         message: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        if from_state is PostState.initialized and row.state is not PostState.initialized:
+            _forget_upload_url(session, row.id)
         session.add(
             PostEventRow(
                 post_id=row.id, at=at, from_state=from_state, to_state=row.state, kind=kind, message=message, data=data
             )
         )
+
+
+def _forget_upload_url(session: Session, post_id: int) -> None:
+    """Drop the upload URL (sealed, or plaintext from older versions) from the post's events: once it
+    leaves `initialized` nothing may be uploaded to it, and a credential not kept cannot leak."""
+    events = session.scalars(
+        sa.select(PostEventRow).where(PostEventRow.post_id == post_id, PostEventRow.to_state == PostState.initialized)
+    )
+    for event in events:
+        if event.data and (_SEALED_UPLOAD_URL in event.data or _PLAIN_UPLOAD_URL in event.data):
+            event.data = {k: v for k, v in event.data.items() if k not in (_SEALED_UPLOAD_URL, _PLAIN_UPLOAD_URL)}
+
+
+def _without_upload_url(event: PostEvent) -> PostEvent:
+    if not event.data or not (_SEALED_UPLOAD_URL in event.data or _PLAIN_UPLOAD_URL in event.data):
+        return event
+    data = {k: v for k, v in event.data.items() if k not in (_SEALED_UPLOAD_URL, _PLAIN_UPLOAD_URL)}
+    return event.model_copy(update={"data": data})
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's own text, bounded: for a DB-API error the database's reason (its
+    DETAIL, HINT, LINE and statement lines, if any, are left out)."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[0].strip() if lines else ""
+    if len(reason) > _MAX_REASON_LENGTH:
+        reason = reason[: _MAX_REASON_LENGTH - 1] + "…"
+    return reason or "no reason given"
+
+
+def _typed_database_error(exc: BaseException, where: str) -> LedgerError | None:
+    """The LedgerError standing for a database error (None: not one; raise it as it is).
+
+    SQLAlchemy's errors carry the statement and its parameters in their text; only the wrapped DB-API
+    error (`orig`) is quoted, its class and first line."""
+    quoted: BaseException | None = exc
+    if isinstance(exc, sa_exc.StatementError):
+        quoted = exc.orig if exc.orig is not None and not isinstance(exc.orig, sa_exc.StatementError) else None
+    cause = f"{_one_line(quoted)} ({type(quoted).__name__})" if quoted is not None else f"({type(exc).__name__})"
+    detail = {"error": type(quoted or exc).__name__, "reason": _one_line(quoted) if quoted is not None else None}
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        # Connection refused or lost, lock timeout, serialization failure, deadlock: worth trying again.
+        return DatabaseUnavailable(f"ledger database {where} is unavailable: {cause}", detail={"url": where, **detail})
+    if isinstance(exc, sa_exc.IntegrityError):
+        return ConstraintViolated(f"the ledger database refused a write that conflicts with stored data: {cause}",
+                                  detail=detail)
+    if isinstance(exc, sa_exc.DataError):  # too long, out of range, NUL in text: final, named
+        return LedgerInputInvalid(f"the ledger database refused a value: {cause}", detail=detail)
+    if isinstance(exc, sa_exc.DBAPIError):  # ProgrammingError, InternalError, NotSupportedError, ...
+        return DatabaseFailed(f"ledger database {where} failed the operation: {cause}", detail={"url": where, **detail})
+    if isinstance(quoted, OverflowError | UnicodeError | ValueError | TypeError):
+        # A value the driver could not even send: an integer too large for SQLite, a lone surrogate...
+        return LedgerInputInvalid(f"the ledger database cannot store a value: {cause}", detail=detail)
+    if isinstance(exc, sa_exc.StatementError):
+        return DatabaseFailed(f"ledger database {where} failed the operation: {cause}", detail={"url": where, **detail})
+    return None
+
+
+def _check_storable(field: str, value: str) -> None:
+    """Refuse text no backend stores alike (NUL: PostgreSQL refuses it, SQLite keeps it; a lone surrogate:
+    neither can encode it), before the database sees it: the same LedgerInputInvalid on both."""
+    found = UNSTORABLE_CHARACTERS.search(value)
+    if found is None:
+        return
+    what = "a NUL character (U+0000)" if found.group() == "\x00" else f"a lone surrogate (U+{ord(found.group()):04X})"
+    raise LedgerInputInvalid(
+        f"the {field} contains {what} at position {found.start()}: the ledger stores no such character",
+        detail={"field": field, "position": found.start(), "character": f"U+{ord(found.group()):04X}"},
+    )
 
 
 def _check_owner(owner: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ledger._states import AccountStatus, AttemptOutcome, PostState, PublishMode
+from ledger._states import AccountStatus, AttemptOutcome, DeliveryStatus, PostState, PublishMode
 
 DEFAULT_DIRECT_DAILY_CAP = 15
 DEFAULT_INBOX_DAILY_CAP = 5
@@ -22,6 +23,9 @@ MAX_ACCOUNT_NAME_LENGTH = 64
 MAX_IDEMPOTENCY_KEY_LENGTH = 320
 #: Longest lease owner (a runner's identity: host, pid, flow run id...).
 MAX_LEASE_OWNER_LENGTH = 128
+#: Characters no backend stores alike: PostgreSQL refuses NUL in text, and a lone surrogate cannot be
+#: encoded as UTF-8 at all (SQLite and PostgreSQL both fail on it).
+UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -42,6 +46,36 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DiagnosticText(sa.TypeDecorator[str]):
+    """Text the ledger writes for people to read (error messages, reasons): stored on every backend.
+
+    Such text often quotes what others sent (TikTok's error messages, exception texts), so a NUL or a
+    lone surrogate in it must not make the write fail (on PostgreSQL the post would then never be
+    marked failed): each becomes U+FFFD, and a value over `length` characters is shortened with "…".
+    Content the ledger keeps as it is given (captions, URIs, keys) is refused instead, by the Ledger.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, length: int | None = None) -> None:
+        super().__init__()
+        self.length = length
+        if length is not None:
+            self.impl = sa.String(length)  # VARCHAR(length), as the column was declared before
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        value = UNSTORABLE_CHARACTERS.sub("\ufffd", str(value))
+        if self.length is not None and len(value) > self.length:
+            value = value[: self.length - 1] + "…"
+        return value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return value
 
 
 def _enum(enum_class: type[StrEnum], name: str) -> sa.Enum:
@@ -75,14 +109,14 @@ class AccountRow(Base):
     name: Mapped[str] = mapped_column(sa.String(MAX_ACCOUNT_NAME_LENGTH), unique=True)
     open_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
     username: Mapped[str | None] = mapped_column(sa.String(128))
-    nickname: Mapped[str | None] = mapped_column(sa.String(256))
+    nickname: Mapped[str | None] = mapped_column(DiagnosticText(256))  # TikTok's display name, as it sends it
     scopes: Mapped[list[str]] = mapped_column(sa.JSON)
     access_token_ciphertext: Mapped[str] = mapped_column(sa.Text)
     refresh_token_ciphertext: Mapped[str] = mapped_column(sa.Text)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     refresh_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus, "account_status"))
-    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    status_reason: Mapped[str | None] = mapped_column(DiagnosticText())
     direct_daily_cap: Mapped[int] = mapped_column(default=DEFAULT_DIRECT_DAILY_CAP)
     inbox_daily_cap: Mapped[int] = mapped_column(default=DEFAULT_INBOX_DAILY_CAP)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -109,8 +143,8 @@ class PostRow(Base):
     post_ids: Mapped[list[str]] = mapped_column(sa.JSON)
     share_url: Mapped[str | None] = mapped_column(sa.Text)
     privacy_level: Mapped[str | None] = mapped_column(sa.String(64))
-    error_code: Mapped[str | None] = mapped_column(sa.String(128))
-    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    error_code: Mapped[str | None] = mapped_column(DiagnosticText(128))
+    error_message: Mapped[str | None] = mapped_column(DiagnosticText())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -136,7 +170,7 @@ class PostEventRow(Base):
     from_state: Mapped[PostState | None] = mapped_column(_enum(PostState, "post_event_from_state"))
     to_state: Mapped[PostState] = mapped_column(_enum(PostState, "post_event_to_state"))
     kind: Mapped[str] = mapped_column(sa.String(32))
-    message: Mapped[str | None] = mapped_column(sa.Text)
+    message: Mapped[str | None] = mapped_column(DiagnosticText())
     data: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
 
@@ -154,5 +188,53 @@ class InitAttemptRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[AttemptOutcome] = mapped_column(_enum(AttemptOutcome, "init_attempt_outcome"))
     publish_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
-    error_code: Mapped[str | None] = mapped_column(sa.String(128))
-    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    error_code: Mapped[str | None] = mapped_column(DiagnosticText(128))
+    error_message: Mapped[str | None] = mapped_column(DiagnosticText())
+
+
+class WebhookDeliveryRow(Base):
+    """The webhook outbox (migration 0005): one row per (event, receiver), stored before the first try
+    and kept until the receiver answered 2xx, so a receiver that is down loses nothing: `cleanup`
+    redelivers the stored body, with the same event id, until it is taken or the window ends.
+
+    The receiver's URL is not stored (webhook URLs often carry a token): `receiver` is its SHA-256, matched
+    against the configured URLs when redelivering, and `receiver_label` its scheme and host, for people.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.UniqueConstraint("event_id", "receiver"), sa.Index(None, "status", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36))
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    post_id: Mapped[int | None] = mapped_column(sa.ForeignKey("posts.id"), index=True)
+    receiver: Mapped[str] = mapped_column(sa.String(64))
+    receiver_label: Mapped[str] = mapped_column(sa.String(256))
+    body: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "webhook_delivery_status"))
+    attempts: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When a redelivery may try it next; `leased_until`: a sender is trying it now (until then).
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column()  # the receiver's HTTP status, None: no answer
+    last_error: Mapped[str | None] = mapped_column(DiagnosticText())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_reason: Mapped[str | None] = mapped_column(DiagnosticText())  # why it was given up
+
+
+def _clean_diagnostic_text_on_set() -> None:
+    """Apply DiagnosticText's cleaning when such an attribute is set, not only when it is written: the
+    views the Ledger hands back from the same session then say what the database holds."""
+    for mapper in Base.registry.mappers:
+        for attribute in mapper.column_attrs:
+            column_type = attribute.columns[0].type
+            if isinstance(column_type, DiagnosticText):
+                def clean(_target: Any, value: Any, _old: Any, _initiator: Any, kind: DiagnosticText = column_type) -> Any:
+                    return kind.process_bind_param(value, None)  # type: ignore[arg-type]
+
+                sa.event.listen(getattr(mapper.class_, attribute.key), "set", clean, retval=True)
+
+
+_clean_diagnostic_text_on_set()

@@ -27,6 +27,14 @@ class AttemptOutcome(StrEnum):
     lost = "lost"  # the answer never arrived (5xx, timeout, crash): TikTok may have created a post
 
 
+class DeliveryStatus(StrEnum):
+    """Where one webhook delivery of the outbox (`webhook_deliveries`) stands."""
+
+    pending = "pending"  # stored before the first try; stays until its receiver answers 2xx
+    delivered = "delivered"  # the receiver answered 2xx
+    given_up = "given_up"  # no 2xx within the redelivery window (or its receiver was removed): why is recorded
+
+
 #: Outcomes after which TikTok may have counted the init against the creator's daily cap.
 CAP_COUNTED_OUTCOMES: frozenset[AttemptOutcome] = frozenset(
     {AttemptOutcome.pending, AttemptOutcome.answered, AttemptOutcome.lost}

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._states import AccountStatus, AttemptOutcome, PostState, PublishMode
+from ledger._states import AccountStatus, AttemptOutcome, DeliveryStatus, PostState, PublishMode
 
 
 class TokenGrant(BaseModel):
@@ -114,6 +114,43 @@ class PostEvent(_View):
     kind: str
     message: str | None
     data: dict[str, Any] | None
+
+
+class OutboxEntry(BaseModel):
+    """One webhook delivery to store in the outbox (`Ledger.add_webhook_deliveries`): an event for one
+    receiver, its body exactly as it will be sent (every try sends these bytes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=36)
+    event_type: str = Field(min_length=1, max_length=64)
+    post_id: int | None = None
+    #: The receiver's key (SHA-256 hex of its URL; the URL itself is not stored) and its label for people.
+    receiver: str = Field(pattern=r"^[0-9a-f]{64}$")
+    receiver_label: str = Field(min_length=1, max_length=256)
+    body: str = Field(min_length=1)
+
+
+class WebhookDelivery(_View):
+    """One (event, receiver) of the webhook outbox, as the ledger has it."""
+
+    id: int
+    event_id: str
+    event_type: str
+    post_id: int | None
+    receiver: str
+    receiver_label: str
+    body: str = Field(repr=False)
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    leased_until: datetime | None
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    status_reason: str | None
 
 
 class CapUsage(BaseModel):

@@ -6,8 +6,9 @@ schema can say is refused before a worker picks the run up. Two pure transformat
 
 - `add_request_rules(schema)`: the `json_schema_extra` of `PublishRequest`. The rules of its
   validators that JSON Schema can express (privacy required for direct and held posts, branded
-  content never SELF_ONLY, a caption TikTok can accept, accounts neither duplicated nor all blank)
-  and the form of source the flow can fetch. Each rule is a necessary condition: what the schema refuses, the
+  content never SELF_ONLY, a caption TikTok can accept, accounts neither duplicated nor all blank,
+  account names of the ledger's form, no refused character in a text field: the very patterns of
+  publishing/_text.py) and the form of source the flow can fetch. Each rule is a necessary condition: what the schema refuses, the
   validators or the flow refuse too; exact checks (UTF-16 length, stripped duplicates) stay there.
 - `with_account_choices(parameters, names)`: the deployment's parameter schema with the connected
   accounts as the choices of `request.accounts` (`deployments.forms` writes it to the server).
@@ -32,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ledger import PublishMode
+from publishing._names import ACCOUNT_NAME_MAX_LENGTH, ACCOUNT_NAME_RULE
+from publishing._text import REFUSED, TextKind
 from tiktok import PrivacyLevel
 
 #: Keywords of a property that the Prefect UI drops before it asks the server to validate the form.
@@ -59,6 +62,18 @@ S3_SCHEME = r"^[sS]3:"
 S3_URI = r"^s3://[^/]+/[\s\S]*[^/]"
 NOT_BLANK = r"\S"
 BLANK = r"^\s*$"
+# A name of `accounts` the validator keeps: blank (dropped), or an account name once stripped (Python's
+# \s is str.isspace, what str.strip removes).
+ACCOUNT_NAME_OR_BLANK = rf"^\s*(?:[A-Za-z0-9][A-Za-z0-9._-]{{0,{ACCOUNT_NAME_MAX_LENGTH - 1}}})?\s*$"
+
+_BIDI = "bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069)"
+#: The text fields of a request, the characters each refuses (publishing/_text.py) and the form's sentence.
+TEXT_FIELDS: dict[str, tuple[TextKind, str]] = {
+    "caption": (TextKind.text, f"a caption without control characters (newline and tab are fine), {_BIDI} or lone surrogates"),
+    "idempotency_key": (TextKind.line, f"an idempotency key without control characters, {_BIDI} or lone surrogates"),
+    "source": (TextKind.location, "a source without NUL characters or lone surrogates (no path, URL or S3 key holds them)"),
+    "move_prefix": (TextKind.location, "a prefix without NUL characters or lone surrogates (no S3 key holds them)"),
+}
 
 
 def refusal(sentence: str) -> dict[str, Any]:
@@ -136,6 +151,21 @@ def accounts_rules() -> list[dict[str, Any]]:
     ]
 
 
+def account_name_rule() -> dict[str, Any]:
+    """Every name the validator keeps is an account name (the ledger's rule); blank ones are dropped."""
+    misnamed = {"type": "array", "contains": {"type": "string", "not": {"pattern": ACCOUNT_NAME_OR_BLANK}}}
+    return _when(_field(ACCOUNTS_FIELD, misnamed), _field(ACCOUNTS_FIELD, refusal(f"account names that {ACCOUNT_NAME_RULE}")))
+
+
+def text_rules() -> list[dict[str, Any]]:
+    """No refused character in a text field: the validators' own patterns (publishing/_text.py).
+
+    The validator's message says which character and where; the form's sentence says what is refused.
+    """
+    return [_when(_field(name, {"type": "string", "pattern": REFUSED[kind]}), _field(name, refusal(sentence)))
+            for name, (kind, sentence) in TEXT_FIELDS.items()]
+
+
 def free_text_account() -> dict[str, Any]:
     """An account name typed in, when no choices are offered."""
     return {"type": "string"}
@@ -159,7 +189,8 @@ def add_request_rules(schema: dict[str, Any], *, max_caption_length: int) -> Non
     rules: list[dict[str, Any]] = []
     if moved := _moved_keywords(schema["properties"]):
         rules.append(moved)
-    rules += [*accounts_rules(), privacy_rule(), branded_content_rule(), caption_rule(max_caption_length), *source_rules()]
+    rules += [*accounts_rules(), account_name_rule(), privacy_rule(), branded_content_rule(),
+              caption_rule(max_caption_length), *source_rules(), *text_rules()]
     schema["allOf"] = [*schema.get("allOf", []), *rules]
 
 

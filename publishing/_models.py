@@ -4,15 +4,22 @@
 S3 listener build it, and other pipelines pass it to `publish_to_tiktok`. It follows TikTok's
 content-sharing guidelines: privacy is chosen explicitly (no default), interaction toggles default
 to allowed-off-by-user = False, commercial disclosure is off unless asked for.
+
+Its text reaches TikTok and the ledger as it was given, so characters that could not be stored or
+shown truthfully are refused with the field, the character (U+XXXX) and its position
+(publishing/_text.py): control characters and bidirectional overrides in the caption, the account
+names and the idempotency key, NUL in the source and move_prefix. Account names follow the ledger's
+rule (publishing/_names.py).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from ledger import PublishMode
 from ledger import PostState
@@ -20,6 +27,8 @@ from tiktok import MAX_CAPTION_UTF16, PrivacyLevel, utf16_length
 from transcode import FitMode, OverLength
 
 from publishing._form import add_request_rules
+from publishing._names import AccountNameInvalid, check_account_name
+from publishing._text import TextKind, TextRefused, check_text
 
 
 class CapPolicy(StrEnum):
@@ -32,6 +41,31 @@ class SourceAction(StrEnum):
     delete = "delete"
     move = "move"
 
+
+def checked_text(field: str, value: str, kind: TextKind) -> str:
+    """`check_text` for a validator: a refusal becomes a pydantic error of type `text_refused`.
+
+    Its message names the character (U+XXXX) and its position, its location the field, and its
+    `ctx` holds field, character, position and count (the text itself is never repeated).
+    """
+    try:
+        return check_text(field, value, kind)
+    except TextRefused as exc:
+        raise PydanticCustomError("text_refused", "{reason}", exc.context()) from None
+
+
+def _account_name(value: str) -> str:
+    """One name of `accounts`, stripped; blank ones are left for the list's validator to drop."""
+    name = value.strip()
+    if not name:
+        return name
+    try:
+        return check_account_name(name)
+    except AccountNameInvalid as exc:
+        raise PydanticCustomError("account_name_invalid", "{reason}", {"reason": str(exc)}) from None
+
+
+AccountName = Annotated[str, AfterValidator(_account_name)]
 
 #: States in which a post has ended well for the caller.
 SUCCESS_STATES = frozenset({PostState.published, PostState.sent_to_inbox})
@@ -52,10 +86,11 @@ class PublishRequest(BaseModel):
         description="s3://bucket/key, an https:// URL, or a path readable by the worker",
         min_length=1,
     )
-    accounts: list[str] = Field(
+    accounts: list[AccountName] = Field(
         description="Names of connected accounts (tiktok-pipeline accounts list)", min_length=1
     )
-    caption: str = Field("", description="Caption with #hashtags and @mentions (2200 UTF-16 units max)")
+    caption: str = Field("", description="Caption with #hashtags and @mentions (2200 UTF-16 units max; newlines and tabs, "
+                                        "but no other control characters or bidirectional overrides)")
     privacy_level: PrivacyLevel | None = Field(
         None,
         description="Who can see the post; must be one of the creator's privacy options. "
@@ -97,9 +132,20 @@ class PublishRequest(BaseModel):
             raise ValueError(f"an account is listed twice: {cleaned}")
         return cleaned
 
+    @field_validator("source", "move_prefix")
+    @classmethod
+    def _location_text(cls, value: str, info: ValidationInfo) -> str:
+        return checked_text(str(info.field_name), value, TextKind.location)
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _key_text(cls, value: str | None) -> str | None:
+        return None if value is None else checked_text("idempotency_key", value, TextKind.line)
+
     @field_validator("caption")
     @classmethod
     def _caption_fits(cls, value: str) -> str:
+        checked_text("caption", value, TextKind.text)  # first: a lone surrogate has no UTF-16 length
         if (length := utf16_length(value)) > MAX_CAPTION_UTF16:
             raise ValueError(f"caption is {length} UTF-16 code units; TikTok accepts at most {MAX_CAPTION_UTF16}")
         return value

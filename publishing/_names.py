@@ -1,14 +1,47 @@
-"""Flow run names that say what a run does (`sample.mp4 → main, private`): pure functions, no Prefect.
+"""Names: the rule for account names, and flow run names that say what a run does. Pure functions, no Prefect.
 
-Prefect shows the name in the runs list, in notifications and in the run's page title, so it names
-the video and the accounts instead of Prefect's random adjective-animal pair.
+Account names (`check_account_name`): 1-64 letters, digits, '.', '_' or '-', starting with a letter or
+digit, the ledger's own rule, checked here before anything is asked of TikTok (`accounts connect` runs
+it before the OAuth exchange starts; `PublishRequest` runs it on every name it is given).
+
+Run names (`sample.mp4 → main, private`): Prefect shows the name in the runs list, in notifications
+and in the run's page title, so it names the video and the accounts instead of Prefect's random
+adjective-animal pair. Control and bidirectional characters of a source (an S3 key may hold them) are
+shown as U+FFFD, so a name is one line that reads in the order it is written.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
+
+from publishing._text import TextKind, check_text, visible
+from tiktok_pipeline.errors import PipelineError
+
+#: The ledger's account name rule (ledger.Ledger.upsert_account refuses any other name).
+ACCOUNT_NAME_MAX_LENGTH = 64
+ACCOUNT_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{ACCOUNT_NAME_MAX_LENGTH - 1}}}")
+ACCOUNT_NAME_RULE = (f"use 1-{ACCOUNT_NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', "
+                     "starting with a letter or digit")
+
+
+class AccountNameInvalid(PipelineError):
+    """A name that can never be an account's (final: choose another name)."""
+
+
+def check_account_name(name: str) -> str:
+    """`name`, unchanged, when it can name an account; else AccountNameInvalid saying what is wrong with it."""
+    try:
+        check_text("account name", name, TextKind.line)
+    except PipelineError as exc:
+        raise AccountNameInvalid(str(exc), detail=getattr(exc, "detail", None)) from None
+    if ACCOUNT_NAME_PATTERN.fullmatch(name) is None:
+        shown = name if len(name) <= 2 * ACCOUNT_NAME_MAX_LENGTH else _middle_cut(name, 2 * ACCOUNT_NAME_MAX_LENGTH)
+        raise AccountNameInvalid(f"account name {shown!r} is not valid: {ACCOUNT_NAME_RULE}",
+                                 detail={"length": len(name)})
+    return name
 
 #: Longest file name and account name kept whole; how many accounts are named before "+N more".
 MAX_FILE_NAME = 40
@@ -34,12 +67,12 @@ def source_name(source: str) -> str:
     else:
         path = source
     name = PurePosixPath(path.replace("\\", "/").rstrip("/")).name
-    return _middle_cut(name or source.strip() or "video", MAX_FILE_NAME)
+    return _middle_cut(visible(name or source.strip() or "video"), MAX_FILE_NAME)
 
 
 def accounts_label(accounts: Sequence[str]) -> str:
     """`main, private`; `a, b, c +4 more` beyond MAX_NAMED_ACCOUNTS."""
-    named = [_middle_cut(a, MAX_ACCOUNT_NAME) for a in accounts[:MAX_NAMED_ACCOUNTS]]
+    named = [_middle_cut(visible(a), MAX_ACCOUNT_NAME) for a in accounts[:MAX_NAMED_ACCOUNTS]]
     rest = len(accounts) - len(named)
     return ", ".join(named) + (f" +{rest} more" if rest > 0 else "") if named else "no account"
 
@@ -63,5 +96,5 @@ def deferred_run_name(post_id: int) -> str:
 def s3_object_run_name(bucket: str, key: str) -> str:
     """`clip.mp4 from s3://media/incoming/`: the object and where it was uploaded."""
     folder = key.rpartition("/")[0]
-    where = _middle_cut(f"s3://{bucket}/{folder + '/' if folder else ''}", MAX_FILE_NAME)
+    where = _middle_cut(visible(f"s3://{bucket}/{folder + '/' if folder else ''}"), MAX_FILE_NAME)
     return f"{source_name(f's3://{bucket}/{key}')} from {where}"

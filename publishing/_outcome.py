@@ -7,10 +7,16 @@ the run says which accounts and why:
 
     >>> verdict(results).message
     '1 of 2 accounts not posted — private: privacy PUBLIC_TO_EVERYONE is not available to Private Creator; ...'
+
+An account can be refused for what the request asked (`refused_for_input`): its source, its media, an
+account that is not connected, a privacy level the creator does not offer, a schedule no deployment
+can run. Running the same request again fails the same way, so the caller must change it: the CLI
+exits 2 then, and 1 when TikTok, the network or a service failed a valid request.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +43,55 @@ _STOPPED_IN = {
 }
 
 
+#: Error codes set by the service layer itself for a request it refuses (no exception class of a core package).
+_REFUSED_CODES = frozenset({
+    "PreflightFailed",  # publishing.posting: the ledger's key, AWS credentials: settings to fix first
+    "DeploymentNotFound",  # a schedule_at with no publish-video deployment to run it
+    "privacy_level_option_mismatch",  # TikTok's own code for a privacy level the creator does not offer
+})
+
+
+@functools.cache
+def refused_codes() -> frozenset[str]:
+    """Every error code meaning "refused for what was asked": the class names of the final errors about
+    the source, the media, an account name, the settings or a TikTok rule checked before sending, and
+    the codes of `_REFUSED_CODES`. Network, TikTok and service failures are not among them, nor an
+    account whose authorization TikTok refused during the run (AccountNeedsReconnect: a reconnect,
+    not a changed request, is the fix)."""
+    from ledger import AccountNotFound, EncryptionKeyInvalid, EncryptionKeyMissing, LedgerInputInvalid
+    from publishing.sources import InvalidSource, SourceAccessDenied, SourceNotFound, SourceTooLarge, SourceUnreachable
+    from tiktok import InvalidInput, PrivacyLevelOptionMismatch
+    from transcode import InvalidMediaError
+
+    def tree(root: type) -> set[type]:
+        found = {root}
+        for child in root.__subclasses__():
+            found |= tree(child)
+        return found
+
+    roots = (InvalidSource, SourceNotFound, SourceAccessDenied, SourceTooLarge, SourceUnreachable, InvalidMediaError,
+             InvalidInput, PrivacyLevelOptionMismatch, AccountNotFound, LedgerInputInvalid, EncryptionKeyMissing,
+             EncryptionKeyInvalid)
+    return _REFUSED_CODES | {cls.__name__ for root in roots for cls in tree(root)}
+
+
+def refused_for_input(result: PublishResult) -> bool:
+    """The account was not posted because of what the request asked (see `refused_codes`)."""
+    return not is_done(result) and result.error_code in refused_codes()
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The run's final word: `ok` (every account done) and the state message that says so."""
+    """The run's final word: `ok` (every account done) and the state message that says so.
+
+    `refused`: not ok, and every account not posted was refused for what the request asked
+    (`refused_for_input`): the same request fails the same way until it is changed.
+    """
 
     ok: bool
     message: str
     not_posted: tuple[str, ...] = ()
+    refused: bool = False
 
 
 def is_done(result: PublishResult) -> bool:
@@ -105,7 +153,8 @@ def verdict(results: Sequence[PublishResult]) -> Verdict:
     if missing:
         detail = _grouped([(r.account, failure_reason(r)) for r in missing])
         message = f"{len(missing)} of {_accounts(len(results))} not posted — {detail}"
-        return Verdict(ok=False, message=_shorten(message, _MAX_MESSAGE), not_posted=tuple(r.account for r in missing))
+        return Verdict(ok=False, message=_shorten(message, _MAX_MESSAGE), not_posted=tuple(r.account for r in missing),
+                       refused=all(refused_for_input(r) for r in missing))
     detail = _grouped([(r.account, done_label(r)) for r in results])
     return Verdict(ok=True, message=_shorten(f"{_accounts(len(results))} done — {detail}", _MAX_MESSAGE))
 

@@ -4,13 +4,26 @@ The authorize URL is printed (and opened by whatever `open_url` the caller passe
 lands on the local port of `redirect_uri`, where `state` is checked and the code is exchanged with
 the PKCE verifier. The account, with its tokens encrypted, is stored in the ledger.
 
+Everything that can be checked is checked before the exchange starts (`check_connect_input`): the
+account name (`../evil` is refused before the authorize page is shown or the port is bound), the
+redirect URI and the timeout. What can go wrong afterwards is a typed error too:
+
+    PipelineError (tiktok_pipeline.errors)
+    ├── AccountNameInvalid        final   not a name the ledger takes (publishing/_names.py)
+    └── ConnectFailed             final   the account could not be connected
+        ├── ConnectInputInvalid   final   the redirect URI is not a localhost one, the timeout is unusable
+        ├── RedirectPortBusy      final   another program listens on the redirect URI's port
+        └── RedirectTimedOut      final   no redirect arrived within the timeout
+
 Removing revokes the app's authorization at TikTok (best effort) and then disconnects the account
 in the ledger, which keeps its posts' history (`Ledger.remove_account`).
 """
 
 from __future__ import annotations
 
+import errno
 import http.server
+import math
 import queue
 import threading
 from collections.abc import Callable, Mapping
@@ -18,25 +31,74 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ledger import Account, AccountStatus, EncryptionKeyInvalid, EncryptionKeyMissing, Ledger, PostState
+from publishing._names import AccountNameInvalid, check_account_name
 from publishing.services import grant_from, refresher
 from tiktok import OAuthClient, TikTokClient, TikTokError, parse_callback
 from tiktok_pipeline.errors import PipelineError
 from tiktok_pipeline.settings import Settings
 
+__all__ = [
+    "UNFINISHED_STATES", "AccountNameInvalid", "ConnectFailed", "ConnectInputInvalid", "RedirectPortBusy",
+    "RedirectTimedOut", "Removal", "check_account_name", "check_connect_input", "connect_account", "remove_account",
+    "revoke_at_tiktok",
+]  # fmt: skip
+
 _PAGE = b"<html><body><h1>TikTok account connected</h1><p>You can close this tab.</p></body></html>"
+
+#: The longest wait for the redirect (a day): a longer one is a mistake, and `inf` cannot be waited for.
+MAX_TIMEOUT = 86_400.0
+
+
+class ConnectFailed(PipelineError):
+    """The account could not be connected (nothing was stored)."""
+
+
+class ConnectInputInvalid(ConnectFailed):
+    """The redirect URI or the timeout cannot work: change the setting or the option."""
+
+
+class RedirectPortBusy(ConnectFailed):
+    """Another program listens on the redirect URI's port, so TikTok's redirect could not be received."""
+
+
+class RedirectTimedOut(ConnectFailed):
+    """No redirect reached the redirect URI in time (the authorize page was not approved, or elsewhere)."""
 
 
 class _CallbackServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-def _receiver(redirect_uri: str) -> tuple[_CallbackServer, "queue.Queue[str]"]:
+def _redirect_port(redirect_uri: str) -> int:
+    """The local port of a `http://localhost:PORT/...` redirect URI; ConnectInputInvalid for any other URI."""
     parts = urlsplit(redirect_uri)
-    if parts.hostname not in ("localhost", "127.0.0.1") or not parts.port:
-        raise ValueError(
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number or beyond 65535
+        port = None
+    if parts.scheme != "http" or parts.hostname not in ("localhost", "127.0.0.1") or not port:
+        raise ConnectInputInvalid(
             f"redirect_uri {redirect_uri!r} is not http://localhost:PORT/...: set TIKTOK_PIPELINE_REDIRECT_URI "
-            "to the localhost redirect registered for your desktop app"
+            "to the localhost redirect registered for your desktop app",
+            detail={"redirect_uri": redirect_uri},
         )
+    return port
+
+
+def check_connect_input(settings: Settings, name: str, timeout: float) -> None:
+    """What `connect_account` checks before it binds a port or shows the authorize page."""
+    check_account_name(name)
+    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise ConnectInputInvalid(
+            f"the timeout for the OAuth redirect must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds, not {timeout!r}",
+            detail={"timeout": repr(timeout)},
+        )
+    _redirect_port(settings.redirect_uri)
+
+
+def _receiver(redirect_uri: str) -> tuple[_CallbackServer, "queue.Queue[str]"]:
+    port = _redirect_port(redirect_uri)
+    parts = urlsplit(redirect_uri)
     received: queue.Queue[str] = queue.Queue()
     path = parts.path or "/"
 
@@ -54,7 +116,18 @@ def _receiver(redirect_uri: str) -> tuple[_CallbackServer, "queue.Queue[str]"]:
         def log_message(self, *args: object) -> None:
             return None
 
-    return _CallbackServer(("127.0.0.1", parts.port), Handler), received
+    try:
+        return _CallbackServer(("127.0.0.1", port), Handler), received
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise RedirectPortBusy(
+                f"port {port} of the redirect URI {redirect_uri} is in use by another program (another "
+                "`accounts connect`?): stop it and connect again, or register another localhost redirect with "
+                "TikTok and set TIKTOK_PIPELINE_REDIRECT_URI to it",
+                detail={"port": port},
+            ) from None
+        raise ConnectFailed(f"cannot receive the OAuth redirect on port {port} of {redirect_uri}: {exc.strerror or exc}",
+                            detail={"port": port, "errno": exc.errno}) from None
 
 
 def connect_account(
@@ -66,7 +139,12 @@ def connect_account(
     extra_params: Mapping[str, str] | None = None,
     timeout: float = 300.0,
 ) -> Account:
-    """Run the OAuth dance for `name` and store the account. `open_url` shows the authorize page."""
+    """Run the OAuth dance for `name` and store the account. `open_url` shows the authorize page.
+
+    The name, the redirect URI and the timeout are checked first (`check_connect_input`): nothing is
+    bound or shown for a request that cannot succeed. Waits at most `timeout` seconds for the redirect.
+    """
+    check_connect_input(settings, name, timeout)
     server, received = _receiver(settings.redirect_uri)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -77,7 +155,11 @@ def connect_account(
             try:
                 callback_path = received.get(timeout=timeout)
             except queue.Empty:
-                raise TimeoutError(f"no OAuth redirect reached {settings.redirect_uri} within {timeout:.0f} s") from None
+                raise RedirectTimedOut(
+                    f"no OAuth redirect reached {settings.redirect_uri} within {timeout:g} s: approve the app on the "
+                    "authorize page within that time, then connect again",
+                    detail={"timeout": timeout},
+                ) from None
             callback = parse_callback(urlsplit(callback_path).query, expected_state=request.state)
             tokens = oauth.exchange_code(callback.code, code_verifier=request.code_verifier)
     finally:

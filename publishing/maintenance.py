@@ -1,10 +1,12 @@
 """The rules of the scheduled maintenance, without Prefect: token refresh and account health,
-reconciliation of posts TikTok may still change, and which crashed publish runs to run again.
+reconciliation of posts TikTok may still change, which crashed publish runs to run again, and the
+redelivery of webhooks still in the outbox.
 
     outcome = refresh_token(services, "brand", margin_hours=6)     # refreshed | fresh | needs_reconnect
     post = reconcile_post(services, post_id)                         # the post as the ledger has it now
     health = account_health(services, {"brand": outcome})           # one AccountHealth per account
     plans = plan_crash_retries(runs)                                 # retry / give_up / skip per request
+    done = redeliver_webhooks(services)                              # delivered / failed / given up
 
 The Prefect shell (`tasks.maintenance`) adds retries, the account-health table artifact and the
 Prefect client queries of the crash retries.
@@ -16,13 +18,16 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ledger import AccountNeedsReconnect, AccountStatus, Post, PostState
+import httpx
+
+from ledger import AccountNeedsReconnect, AccountStatus, DeliveryStatus, Post, PostState
 from publishing.posting import UPLOAD_URL_LIFETIME, Log, record_status
 from publishing.services import Services
+from publishing.webhooks import REDELIVERY_WINDOW, WebhookError, WebhookUnavailable, deliver_stored, receiver_key
 from tiktok import PublishFailed, PublishStatus, publish_failed
 from tiktok_pipeline.errors import PipelineError
 
@@ -278,3 +283,73 @@ def plan_crash_retries(runs: Iterable[RunRecord], max_crashes: int = MAX_CRASHES
 def retry_idempotency_key(crashed_run_id: str) -> str:
     """Derived from the crashed run: two cleanups retrying the same crash start one run."""
     return f"crash-retry:{crashed_run_id}"
+
+
+# --- webhooks still in the outbox ------------------------------------------------------------------
+
+
+@dataclass
+class WebhookRedelivery:
+    """What one redelivery pass did; each entry reads `<event type> <event id> → <receiver>`."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    given_up: list[str] = field(default_factory=list)
+    #: Due, not tried in this pass: their receiver did not answer an earlier try of the same pass, or it
+    #: is not among this process's webhook_urls (a worker configured otherwise gives nothing up early).
+    deferred: int = 0
+    #: Still pending after the pass (due later, or deferred).
+    pending: int = 0
+
+
+def redeliver_webhooks(services: Services, log: Log = _LOG, *, client: httpx.Client | None = None) -> WebhookRedelivery:
+    """Try every due delivery of the outbox again (oldest first), with its stored body and event id.
+
+    A try that fails is due again `redelivery_delay` later; a delivery that no receiver took within
+    `REDELIVERY_WINDOW` of being stored is given up, the reason recorded in the ledger. A receiver
+    that times out or refuses connections is not tried again in the same pass (its other deliveries
+    wait for the next pass instead of each costing a timeout). Never raises for a receiver's answer.
+    """
+    book, settings = services.ledger, services.settings
+    urls = {receiver_key(url): url for url in settings.webhook_urls}
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    done, down = WebhookRedelivery(), set()
+    own = client or httpx.Client(timeout=settings.webhook_timeout)
+    try:
+        for delivery in book.webhook_deliveries(due=True):
+            label = f"{delivery.event_type} {delivery.event_id} → {delivery.receiver_label}"
+            url = urls.get(delivery.receiver)
+            if book.now() - delivery.created_at >= REDELIVERY_WINDOW:
+                last = delivery.last_error or "never tried"
+                where = "" if url else " (its receiver is not among this worker's webhook_urls)"
+                reason = (f"no 2xx answer within {_hours(REDELIVERY_WINDOW)} of the event{where}, "
+                          f"after {delivery.attempts} tries; last: {last}")
+                if book.claim_webhook_delivery(delivery.id, timedelta(minutes=1), due_only=True) is not None:
+                    book.give_up_webhook_delivery(delivery.id, reason)
+                    done.given_up.append(label)
+                    log.error("webhook %s given up: %s", label, reason)
+                continue
+            if url is None or secret is None or delivery.receiver in down:
+                done.deferred += 1
+                continue
+            try:
+                status = deliver_stored(book, delivery.id, url, secret, timeout=settings.webhook_timeout,
+                                        due_only=True, client=own)
+            except WebhookError as exc:
+                if isinstance(exc, WebhookUnavailable):
+                    down.add(delivery.receiver)
+                done.failed.append(label)
+                log.warning("webhook %s not taken (try %d, kept for redelivery): %s", label, delivery.attempts + 1, exc)
+                continue
+            if status is not None:
+                done.delivered.append(label)
+                log.info("webhook %s redelivered (%d) after %d earlier tries", label, status, delivery.attempts)
+    finally:
+        if client is None:
+            own.close()
+    done.pending = len(book.webhook_deliveries(statuses=[DeliveryStatus.pending]))
+    return done
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g} h"

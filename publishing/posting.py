@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import time
+from functools import partial
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from ledger import (
     AccountNotFound,
     DailyCapReached,
     DatabaseUnavailable,
+    IllegalTransition,
     Post,
     PostNotFound,
     PostState,
@@ -524,7 +526,7 @@ def init_record(services: Services, post_id: int) -> InitRecord | None:
             data = event.data
             if not data.get("media_sha256") or not data.get("chunk_size"):
                 return None
-            return InitRecord(at=event.at, publish_id=data.get("publish_id"), upload_url=data.get("upload_url"),
+            return InitRecord(at=event.at, publish_id=data.get("publish_id"), upload_url=services.ledger.upload_url(post_id),
                               chunk_size=int(data["chunk_size"]), size=int(data["media_size"]),
                               sha256=str(data["media_sha256"]), duration=float(data.get("media_duration") or 0.0),
                               flow_run_id=data.get("flow_run_id"))
@@ -642,8 +644,8 @@ def claim_or_wait(services: Services, post: Post, owner: str, check: CreatorChec
             sleep(CLAIM_POLL_INTERVAL)
             continue
         if claim.taken_over_from:
-            log.warning("post %d: took over from %s, whose run is over or whose lease lapsed", post.id,
-                        claim.taken_over_from)
+            log.warning("post %d: took over from %s, %s", post.id, claim.taken_over_from,
+                        "whose run has ended" if claim.taken_over_from == dead else "whose lease lapsed")
         return book.get_post(post.id)
 
 
@@ -794,7 +796,8 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
             attempt, answer.publish_id,
             privacy_level=post_info.privacy_level.value if post_info else None,
             message=f"initialized as {answer.publish_id}",
-            data={"upload_url": answer.upload_url, "chunk_size": chunk_size, "chunks": plan.total_chunk_count,
+            upload_url=answer.upload_url,  # a credential: the ledger keeps it encrypted, until the upload is over
+            data={"chunk_size": chunk_size, "chunks": plan.total_chunk_count,
                   "media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
                   "kept_media": str(kept), "flow_run_id": flow_run_id},
         )
@@ -966,11 +969,23 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     if post.state not in (PostState.uploaded, PostState.processing):
         return result  # nothing uploaded to poll for (held, deferred, failed): the result stands as it is
     if post.state is PostState.uploaded:
-        post = book.transition(post, PostState.processing, message="TikTok is processing the upload")
+        post = _unless_settled_meanwhile(
+            services, post, lambda: book.transition(post, PostState.processing, message="TikTok is processing the upload"))
+        if post.state is not PostState.processing:  # another runner polled it to its end meanwhile
+            return refresh_result(result, post, "poll", started)
     polls = [0]
+    lease = claim_lease(services)
+    renewed = [time.monotonic()]
 
     def on_status(status: PublishStatus) -> None:
         polls[0] += 1
+        if owner is not None and time.monotonic() - renewed[0] > lease.total_seconds() / 4:
+            # A live owner keeps its lease while it waits on TikTok, so a lapsed lease means a dead one.
+            try:
+                book.renew_claim(post, owner, lease)
+            except ClaimLost:  # another runner took the post over: both only read its status now
+                pass
+            renewed[0] = time.monotonic()
         log.info("post %d: status poll %d of %s: %s (uploaded %s bytes%s)", post.id, polls[0], post.publish_id,
                  status.status, status.uploaded_bytes if status.uploaded_bytes is not None else "?",
                  f", fail_reason {status.fail_reason}" if status.fail_reason else "")
@@ -981,7 +996,7 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
         status = services.with_client(post.account_name,
                                       lambda c: c.wait_for_publish(post.publish_id, poll=poll, on_status=on_status))
     except PublishFailed as exc:
-        post = fail_post(services, post, exc)
+        post = _unless_settled_meanwhile(services, post, partial(fail_post, services, post, exc))
     else:
         post = record_status(services, post, status, username)
     log.info("post %d (%s): %s after %d status poll(s)", post.id, post.publish_id, post.state, polls[0])
@@ -989,15 +1004,31 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     return refresh_result(result, post, "poll", started)
 
 
+def _unless_settled_meanwhile(services: Services, post: Post, record: Callable[[], Post]) -> Post:
+    """`record()` the outcome TikTok gave, or the post as it is when another runner polling the same
+    post (a second run of the request finds it processing and polls too; so does `cleanup`) recorded
+    one first: TikTok told both the same."""
+    try:
+        return record()
+    except IllegalTransition:
+        current = services.ledger.get_post(post.id)
+        if current.state not in SETTLED_STATES:
+            raise
+        return current
+
+
 def record_status(services: Services, post: Post, status: PublishStatus, username: str | None) -> Post:
-    """Store a terminal (or still processing) status answer in the ledger."""
+    """Store a terminal (or still processing) status answer in the ledger (unless another runner
+    polling the same post stored one first)."""
     book = services.ledger
     ids = [str(i) for i in status.publicaly_available_post_id]
     if status.status == "PUBLISH_COMPLETE":
-        return book.transition(post, PostState.published, post_ids=ids, share_url=share_url(username, status),
-                               message="published" + ("" if ids else " (public post id not assigned yet)"))
+        return _unless_settled_meanwhile(services, post, lambda: book.transition(
+            post, PostState.published, post_ids=ids, share_url=share_url(username, status),
+            message="published" + ("" if ids else " (public post id not assigned yet)")))
     if status.status == "SEND_TO_USER_INBOX":
-        return book.transition(post, PostState.sent_to_inbox, message="sent to the creator's TikTok inbox")
+        return _unless_settled_meanwhile(services, post, lambda: book.transition(
+            post, PostState.sent_to_inbox, message="sent to the creator's TikTok inbox"))
     return post
 
 

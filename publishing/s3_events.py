@@ -20,9 +20,10 @@ a topic the queue subscribes to. Keys arrive URL-encoded with `+` for spaces.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from typing import Any
 from urllib.parse import unquote_plus
@@ -40,6 +41,7 @@ from publishing.sources import (
     head_s3_object,
 )
 from tiktok_pipeline.errors import PipelineError
+from tiktok_pipeline.settings import bucket_name_problem, split_prefix
 
 SIDECAR_SUFFIX = ".json"
 #: A sidecar is a handful of fields; anything bigger is not one.
@@ -131,7 +133,7 @@ def _decoded(value: str) -> str:
     """S3 returns non-ASCII metadata as RFC 2047 encoded words (`=?UTF-8?B?...?=`)."""
     try:
         return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, UnicodeDecodeError):
+    except (MessageError, LookupError, UnicodeError, ValueError):  # HeaderParseError, CharsetError, binascii.Error
         return value
 
 
@@ -169,6 +171,10 @@ def sidecar_fields(raw: bytes, size: int) -> tuple[dict[str, Any], list[str]]:
         return {}, [f"is not UTF-8 text ({exc.reason} at byte {exc.start})"]
     except json.JSONDecodeError as exc:
         return {}, [f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+    except RecursionError:
+        return {}, ["is JSON nested too deeply to be a sidecar"]
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return {}, [f"is not JSON Python can read: {exc}"]
     if not isinstance(data, dict):
         return {}, [f"must be a JSON object of PublishRequest fields, not {type(data).__name__}"]
     if "source" in data:
@@ -254,6 +260,20 @@ DISPATCH_LABEL = "tiktok-pipeline.dispatch"
 _EVENT_NAMESPACE = uuid.UUID("6f1f3c1e-2b7a-4a59-9a51-3f4c2f0e5a11")
 
 
+#: An S3 notification is a few KB (one record; a key of at most 1024 bytes, percent-encoded): a body
+#: bigger than this is not one, and is refused before it is parsed.
+MAX_NOTIFICATION_BYTES = 64 * 1024
+#: S3 sends one record per message; a message with more than this many is not S3's.
+MAX_RECORDS = 100
+#: S3 object keys are 1 to 1024 bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+#: How much of a refused body an error keeps (its `detail`), and how many refused records it names.
+_DETAIL_CHARS = 500
+_NAMED_REFUSALS = 10
+_ETAG = re.compile(r"[!#-~]{1,1024}")  # printable ASCII without spaces or quotes (hex, or hex-N for multipart)
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 class UnreadableMessage(PipelineError):
     """A queue message that is not an S3 event notification: retrying cannot help."""
 
@@ -282,67 +302,204 @@ class ObjectCreated:
 
 @dataclass(frozen=True)
 class Notification:
-    """What one message holds: object creations, S3's test event, or other records to ignore."""
+    """What one message holds: object creations, S3's test event, other records to ignore, and
+    records that cannot be read (each refusal says which record and why; retrying cannot help)."""
 
     created: tuple[ObjectCreated, ...] = ()
     ignored: tuple[str, ...] = ()  # event names of records that are not object creations
     test_event: bool = False
+    refused: tuple[str, ...] = ()
 
 
-def _record(raw: dict[str, Any]) -> ObjectCreated:
-    s3 = raw.get("s3")
-    if not isinstance(s3, dict):
-        raise UnreadableMessage("an S3 event record has no `s3` section", detail=raw)
-    bucket = (s3.get("bucket") or {}).get("name")
-    obj = s3.get("object") or {}
-    if not bucket or not obj.get("key") or not obj.get("eTag"):
-        raise UnreadableMessage("an S3 event record lacks the bucket name, object key or eTag", detail=raw)
+class _Refused(Exception):
+    """One record cannot be read (internal: becomes a line of `Notification.refused`)."""
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text holding a lone surrogate (JSON allows `\ud800`; nothing can encode it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _section(container: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = container.get(name)
+    if value is None:
+        raise _Refused(f"has no `{where}{name}` section")
+    if not isinstance(value, dict):
+        raise _Refused(f"has a `{where}{name}` that is {_kind(value)}, not an object")
+    return value
+
+
+def _text(container: dict[str, Any], name: str, where: str) -> str | None:
+    """An optional string field: None when absent, refused when of another type or not Unicode."""
+    value = container.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Refused(f"has a `{where}{name}` that is {_kind(value)}, not a string")
+    if not _is_unicode(value):
+        raise _Refused(f"has a `{where}{name}` that is not valid Unicode (it holds a lone surrogate)")
+    return value
+
+
+def _required_text(container: dict[str, Any], name: str, where: str) -> str:
+    value = _text(container, name, where)
+    if value is None:
+        raise _Refused(f"lacks `{where}{name}`")
+    if not value.strip():
+        raise _Refused(f"has an empty `{where}{name}`")
+    return value
+
+
+def decode_key(raw: str) -> str:
+    """The object key of a notification: URL-decoded with `+` as a space, strictly (a `%` not
+    followed by two hex digits, or escapes that are not UTF-8, make no key). Raises ValueError."""
+    if bad := _BAD_PERCENT.search(raw):
+        raise ValueError(f"a % at position {bad.start()} is not followed by two hex digits")
+    try:
+        key = unquote_plus(raw, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"its percent-escapes are not UTF-8 ({exc.reason})") from None
+    if not key:
+        raise ValueError("it is empty")
+    if (size := len(key.encode("utf-8"))) > MAX_KEY_BYTES:
+        raise ValueError(f"it is {size} bytes; S3 keys are at most {MAX_KEY_BYTES}")
+    return key
+
+
+def _record(raw: dict[str, Any], event_name: str) -> ObjectCreated:
+    s3 = _section(raw, "s3", "")
+    bucket = _required_text(_section(s3, "bucket", "s3."), "name", "s3.bucket.")
+    if problem := bucket_name_problem(bucket):
+        raise _Refused(f"has an invalid `s3.bucket.name`: {problem}")
+    obj = _section(s3, "object", "s3.")
+    raw_key = _required_text(obj, "key", "s3.object.")
+    try:
+        key = decode_key(raw_key)
+    except ValueError as exc:
+        raise _Refused(f"has an invalid `s3.object.key` {raw_key[:200]!r}: {exc}") from None
+    raw_etag = _required_text(obj, "eTag", "s3.object.")
+    etag = normalize_etag(raw_etag)
+    if not _ETAG.fullmatch(etag):
+        raise _Refused(f"has an invalid `s3.object.eTag` {raw_etag[:100]!r}")
     size = obj.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise _Refused(f"has an invalid `s3.object.size` {str(size)[:40]!r}: a size is a whole number of bytes, 0 or more")
     return ObjectCreated(
-        bucket=str(bucket),
-        key=unquote_plus(str(obj["key"])),
-        etag=normalize_etag(str(obj["eTag"])),
-        size=int(size) if size is not None else None,
-        event_name=str(raw.get("eventName", "")),
-        event_time=raw.get("eventTime"),
-        sequencer=obj.get("sequencer"),
+        bucket=bucket,
+        key=key,
+        etag=etag,
+        size=size,
+        event_name=event_name,
+        event_time=_text(raw, "eventTime", ""),
+        sequencer=_text(obj, "sequencer", "s3.object."),
     )
 
 
-def parse_notification(body: str) -> Notification:
-    """Read one SQS message body. Raises UnreadableMessage when it is not an S3 notification."""
+def _json(text: str, what: str) -> Any:
     try:
-        data = json.loads(body)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UnreadableMessage(f"message body is not JSON: {exc.msg} at position {exc.pos}", detail=body[:500]) from exc
-    if isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
-        return parse_notification(data["Message"])  # S3 → SNS → SQS without raw delivery
+        raise UnreadableMessage(f"{what} is not JSON: {exc.msg} at position {exc.pos}",
+                                detail=text[:_DETAIL_CHARS]) from None
+    except RecursionError:
+        raise UnreadableMessage(f"{what} is JSON nested too deeply to be an S3 notification",
+                                detail=text[:_DETAIL_CHARS]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise UnreadableMessage(f"{what} is not JSON Python can read: {exc}", detail=text[:_DETAIL_CHARS]) from None
+
+
+def _text_body(body: str | bytes) -> str:
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnreadableMessage(f"message body is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                    detail=repr(body[:_DETAIL_CHARS])) from None
+    if not isinstance(body, str):
+        raise UnreadableMessage(f"message body is {_kind(body)}, not text")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_NOTIFICATION_BYTES:
+        raise UnreadableMessage(
+            f"message body is {size} bytes; an S3 notification is a few KB (at most {MAX_NOTIFICATION_BYTES} read)",
+            detail=body[:_DETAIL_CHARS],
+        )
+    if not _is_unicode(body):
+        raise UnreadableMessage("message body is not valid Unicode text (it holds a lone surrogate)",
+                                detail=body[:_DETAIL_CHARS].encode("utf-8", "backslashreplace").decode("ascii"))
+    return body
+
+
+def parse_notification(body: str | bytes) -> Notification:
+    """Read one SQS message body: S3's notification JSON, possibly in an SNS envelope.
+
+    Raises UnreadableMessage when the body is not an S3 notification at all (not UTF-8, too big,
+    not JSON or nested too deeply, no `Records`, not one record that can be read); a record that
+    cannot be read among readable ones is named in `Notification.refused` instead. Never raises
+    anything else, whatever the body.
+    """
+    data = _json(_text_body(body), "message body")
+    if isinstance(data, dict) and data.get("Type") == "Notification" and "Message" in data:
+        message = data["Message"]  # S3 → SNS → SQS without raw delivery: unwrapped once
+        if not isinstance(message, str):
+            raise UnreadableMessage(f"the SNS envelope's Message must be a string, not {_kind(message)}",
+                                    detail=_text_body(body)[:_DETAIL_CHARS])
+        data = _json(message, "the SNS envelope's Message")
+    return _notification(data, body if isinstance(body, str) else "")
+
+
+def _notification(data: Any, body: str) -> Notification:
+    detail = body[:_DETAIL_CHARS]
     if not isinstance(data, dict):
-        raise UnreadableMessage("message body is not a JSON object", detail=body[:500])
+        raise UnreadableMessage(f"message body is not a JSON object but {_kind(data)}", detail=detail)
     if data.get("Event") == "s3:TestEvent":  # sent when the bucket notification is configured
         return Notification(test_event=True)
     records = data.get("Records")
     if not isinstance(records, list):
-        raise UnreadableMessage("message body has no S3 `Records` list", detail=body[:500])
+        raise UnreadableMessage("message body has no S3 `Records` list", detail=detail)
+    if not records:
+        raise UnreadableMessage("message body has an empty `Records` list (S3 sends one record)", detail=detail)
+    if len(records) > MAX_RECORDS:
+        raise UnreadableMessage(f"message body holds {len(records)} records; S3 sends one per message", detail=detail)
     created: list[ObjectCreated] = []
     ignored: list[str] = []
-    for raw in records:
-        if not isinstance(raw, dict):
-            raise UnreadableMessage("an S3 event record is not a JSON object", detail=raw)
-        name = str(raw.get("eventName", ""))
-        if name.removeprefix("s3:").startswith("ObjectCreated:"):
-            created.append(_record(raw))
-        else:
-            ignored.append(name or "(no eventName)")
-    return Notification(created=tuple(created), ignored=tuple(ignored))
+    refused: list[str] = []
+    for number, raw in enumerate(records, start=1):
+        try:
+            if not isinstance(raw, dict):
+                raise _Refused(f"is not a JSON object but {_kind(raw)}")
+            name = _text(raw, "eventName", "")
+            if name is not None and name.removeprefix("s3:").startswith("ObjectCreated:"):
+                created.append(_record(raw, name))
+            else:
+                ignored.append(name or "(no eventName)")
+        except _Refused as exc:
+            refused.append(f"S3 event record {number} of {len(records)} {exc}")
+    if refused and not created and not ignored:
+        shown = refused[:_NAMED_REFUSALS] + ([f"and {len(refused) - _NAMED_REFUSALS} more"]
+                                             if len(refused) > _NAMED_REFUSALS else [])
+        raise UnreadableMessage("; ".join(shown), detail=detail)
+    return Notification(created=tuple(created), ignored=tuple(ignored), refused=tuple(refused))
 
 
 @dataclass(frozen=True)
 class KeyFilter:
-    """Which keys are videos to publish: under a prefix (any when none), with a known suffix."""
+    """Which keys are videos to publish: under a prefix (any when none), with a known suffix.
+
+    A prefix `s3://bucket/prefix` holds for that bucket only; a plain one for every bucket.
+    """
 
     prefixes: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
+    bucket_prefixes: tuple[tuple[str, str], ...] = ()  # (bucket, key prefix)
 
     @classmethod
     def of(cls, prefixes: list[str] | str, suffixes: list[str] | str) -> KeyFilter:
@@ -350,14 +507,26 @@ class KeyFilter:
             items = value.split(",") if isinstance(value, str) else value
             return tuple(item.strip() for item in items if item.strip())
 
-        return cls(prefixes=listed(prefixes), suffixes=tuple(s.lower() for s in listed(suffixes)))
+        plain: list[str] = []
+        qualified: list[tuple[str, str]] = []
+        for entry in listed(prefixes):
+            bucket, prefix = split_prefix(entry)
+            if bucket is None:
+                plain.append(prefix)
+            else:
+                qualified.append((bucket, prefix))
+        return cls(prefixes=tuple(plain), suffixes=tuple(s.lower() for s in listed(suffixes)),
+                   bucket_prefixes=tuple(qualified))
 
-    def skip_reason(self, key: str) -> str | None:
-        """Why `key` is not published, or None when it is."""
+    def skip_reason(self, key: str, bucket: str | None = None) -> str | None:
+        """Why `key` (of `bucket`) is not published, or None when it is."""
         if is_sidecar_key(key):
             return "a sidecar, never published itself"
-        if self.prefixes and not key.startswith(self.prefixes):
-            return f"not under {', '.join(self.prefixes)}"
+        if self.prefixes or self.bucket_prefixes:
+            applicable = self.prefixes + tuple(p for b, p in self.bucket_prefixes if b == bucket)
+            if not key.startswith(applicable):
+                shown = [*self.prefixes, *(f"s3://{b}/{p}" for b, p in self.bucket_prefixes)]
+                return f"not under {', '.join(shown)}"
         if self.suffixes and not key.lower().endswith(self.suffixes):
             return f"not a {', '.join(self.suffixes)} file"
         return None

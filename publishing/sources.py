@@ -2,7 +2,13 @@
 
 No Prefect here: the `ingest` task wraps `fetch_source`. Each fetch checks the size *before*
 downloading (S3 HEAD, HTTP Content-Length) so an oversized object fails fast, hashes the bytes as
-they land, and never writes outside the working directory whatever the object key looks like.
+they land, and never writes outside the working directory whatever the object key looks like: the
+local name (`safe_local_name`) is one path component of at most `MAX_LOCAL_NAME_BYTES`, readable,
+with a short hash of the whole key so that two keys never share a file.
+
+`check_source` is what a caller can learn before any run starts, without downloading: the file is a
+readable regular file, the URL answers (HEAD) with something that is not a web page, the S3 object
+exists; each problem is the typed error the fetch would raise, final unless it may pass by itself.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
@@ -23,6 +31,7 @@ from botocore.exceptions import (
     ClientError,
     CredentialRetrievalError,
     NoCredentialsError,
+    ParamValidationError,
     PartialCredentialsError,
 )
 
@@ -37,6 +46,17 @@ TRANSFER_CONFIG = TransferConfig(
     use_threads=True,
 )
 _HASH_BLOCK = 1024 * 1024
+#: Longest local file name, in UTF-8 bytes: under the 255 bytes of ext4/xfs/btrfs/APFS with room for
+#: the suffixes written next to it (boto3's `.<8 hex>` download part, ffmpeg's `.partial`).
+MAX_LOCAL_NAME_BYTES = 200
+#: Hex digits of the key's SHA-256 in every local name: distinct keys never share a file.
+LOCAL_NAME_HASH_DIGITS = 10
+#: S3 object keys are at most 1024 bytes of UTF-8 (AWS's limit).
+MAX_S3_KEY_BYTES = 1024
+#: Redirects an http(s) source may take before it counts as a loop.
+MAX_REDIRECTS = 10
+#: Content types that are never a video: a web page, an API answer, a text file.
+_NOT_VIDEO_TYPES = ("text/", "application/json", "application/xml", "application/xhtml")
 
 
 class SourceError(PipelineError):
@@ -61,6 +81,10 @@ class SourceTooLarge(SourceError):
 
 class InvalidSource(SourceError):
     """The source string is not an S3 URI, an existing path or an http(s) URL."""
+
+
+class SourceUnreachable(SourceError):
+    """Nothing answers at the URL's host (connection refused, unknown host): final, the URL is wrong."""
 
 
 class SourceUnavailable(SourceError):
@@ -100,26 +124,46 @@ def parse_s3_uri(uri: str) -> S3Location:
     """
     bucket, _, key = uri.removeprefix("s3://").partition("/") if uri.startswith("s3://") else ("", "", "")
     if not bucket or not key.strip("/"):
-        raise InvalidSource(f"not an S3 URI of the form s3://bucket/key: {uri!r}")
-    return S3Location(bucket=bucket, key=unquote(key))
+        raise InvalidSource(f"not an S3 URI of the form s3://bucket/key: {_shown(uri)}")
+    key = unquote(key)
+    if (size := len(key.encode("utf-8", "surrogatepass"))) > MAX_S3_KEY_BYTES:
+        raise InvalidSource(f"S3 object keys are at most {MAX_S3_KEY_BYTES} bytes; this one is {size}: {_shown(uri)}")
+    return S3Location(bucket=bucket, key=key)
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """`text` quoted for a message, cut in the middle when long (a 1000-character key stays readable)."""
+    if len(text) > limit:
+        text = f"{text[: limit // 2]}…{text[-limit // 2:]}"
+    return repr(text)
 
 
 def safe_local_name(key: str) -> str:
-    """A file name for `key` that cannot escape a directory: the last path part, sanitised.
+    """A file name for `key` (an S3 key, a URL path, a file name) that cannot escape a directory.
 
-    S3 keys may contain `..`, absolute-looking prefixes or backslashes; only the final component
-    is kept, and anything that is not a plain name falls back to `source`.
+    Only the last path part is kept (S3 keys may hold `..`, absolute-looking prefixes, backslashes),
+    anything but letters, digits, `.`, `_`, `-` and spaces becomes `_`, and the name is cut to at most
+    `MAX_LOCAL_NAME_BYTES` of UTF-8 on a character boundary, keeping its extension. A short hash of
+    the whole key is always added (`clip-<hash>.mp4`): two keys never name the same file, and the
+    same key always names the same one.
     """
-    name = PurePosixPath(key.replace("\\", "/")).name
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:LOCAL_NAME_HASH_DIGITS]
+    name = unicodedata.normalize("NFC", PurePosixPath(key.replace("\\", "/")).name)
     name = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(" .")
-    return name or "source"
+    stem, dot, extension = name.rpartition(".")
+    if not (dot and stem and 0 < len(extension) <= 10 and extension.isascii() and extension.isalnum()):
+        stem, extension = name, ""
+    suffix = f"-{digest}" + (f".{extension}" if extension else "")
+    budget = MAX_LOCAL_NAME_BYTES - len(suffix.encode())
+    stem = stem.encode("utf-8")[:budget].decode("utf-8", "ignore").rstrip(" .") or "source"
+    return stem + suffix
 
 
 def _target_in(work_dir: Path, key: str) -> Path:
     work_dir = work_dir.resolve()
     target = (work_dir / safe_local_name(key)).resolve()
     if target.parent != work_dir:  # defence in depth: safe_local_name already forbids this
-        raise InvalidSource(f"object key {key!r} would escape the working directory")
+        raise InvalidSource(f"object key {_shown(key)} would escape the working directory")
     return target
 
 
@@ -131,12 +175,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def s3_client(settings: Settings):  # -> botocore client (untyped)
+def s3_client(settings: Settings, *, attempts: int = 5):  # -> botocore client (untyped)
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.aws_region,
-        config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+        config=BotoConfig(retries={"max_attempts": attempts, "mode": "standard"}),
     )
 
 
@@ -165,6 +209,10 @@ def s3_failure(exc: Exception, location: S3Location, doing: str) -> SourceError:
         return _s3_error(exc, location)
     if isinstance(exc, _CREDENTIAL_ERRORS):
         return credentials_missing(location.uri, exc)
+    if isinstance(exc, ParamValidationError):  # e.g. a bucket name S3 cannot have: the URI is wrong
+        why = " ".join(str(exc).split()).removeprefix("Parameter validation failed: ")
+        why = why.split(": Bucket name must match")[0]  # boto3 goes on with its regular expressions
+        return InvalidSource(f"not a valid S3 location: {_shown(location.uri)} ({why[:200]})")
     return SourceUnavailable(f"cannot reach S3 {doing} {location.uri}: {exc}")
 
 
@@ -210,11 +258,38 @@ def fetch_s3(client, location: S3Location, work_dir: Path, max_bytes: int) -> Fe
     return FetchedSource(uri=location.uri, path=target, size=got, sha256=sha256_of(target), etag=etag)
 
 
+def local_file_problem(path: Path) -> SourceError | None:
+    """Why `path` cannot be a source or media file (missing, not a regular file, unreadable), or None.
+
+    Checked without opening anything but a regular file: a FIFO or a device would block or never end.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return SourceNotFound(f"no such file: {path}")
+    except PermissionError:
+        return SourceAccessDenied(f"file is not readable: {path}")
+    except OSError as exc:  # a name too long, a loop of links, ...
+        return InvalidSource(f"not a usable path: {path} ({exc.strerror or exc})")
+    if stat.S_ISDIR(mode):
+        return InvalidSource(f"{path} is a directory, not a video file")
+    if not stat.S_ISREG(mode):
+        what = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        return InvalidSource(f"{path} is {what}, not a video file")
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        return SourceAccessDenied(f"file is not readable: {path}")
+    except OSError as exc:
+        return SourceAccessDenied(f"file cannot be opened: {path} ({exc.strerror or exc})")
+    return None
+
+
 def fetch_local(path: Path, work_dir: Path, max_bytes: int) -> FetchedSource:
-    if not path.is_file():
-        raise SourceNotFound(f"no such file: {path}")
-    if not os.access(path, os.R_OK):
-        raise SourceAccessDenied(f"file is not readable: {path}")
+    if (problem := local_file_problem(path)) is not None:
+        raise problem
     size = path.stat().st_size
     if size > max_bytes:
         raise SourceTooLarge(f"{path} is {size} bytes, over the {max_bytes}-byte limit", detail={"size": size})
@@ -227,23 +302,52 @@ def fetch_local(path: Path, work_dir: Path, max_bytes: int) -> FetchedSource:
     return FetchedSource(uri=str(path.resolve()), path=target, size=size, sha256=sha256_of(target))
 
 
+def _http_refusal(url: str, response: httpx.Response, max_bytes: int) -> SourceError | None:
+    """What the status and headers of `url`'s answer say against it as a video source, or None."""
+    status = response.status_code
+    if status in (404, 410):
+        return SourceNotFound(f"URL not found ({status}): {url}")
+    if status in (401, 403):
+        return SourceAccessDenied(f"URL refused access ({status}): {url}")
+    if status >= 500 or status == 429:
+        return SourceUnavailable(f"URL answered {status}: {url}")
+    if status >= 400:
+        return InvalidSource(f"URL answered {status}: {url}")
+    if 300 <= status < 400:  # a redirect without a Location httpx could follow
+        return InvalidSource(f"URL answered {status} without a usable redirect: {url}")
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind.startswith(_NOT_VIDEO_TYPES):
+        return InvalidSource(f"{url} is a web page or document ({kind}), not a video: link the video file itself")
+    declared = response.headers.get("content-length")
+    if declared is not None:
+        if not (declared.strip().isascii() and declared.strip().isdigit()):
+            return InvalidSource(f"{url} answered an invalid Content-Length {declared[:40]!r}")
+        if int(declared) > max_bytes:
+            return SourceTooLarge(f"{url} is {int(declared)} bytes, over the {max_bytes}-byte limit",
+                                  detail={"size": int(declared), "max_bytes": max_bytes})
+    return None
+
+
+def _http_failure(url: str, exc: httpx.HTTPError) -> SourceError:
+    """The typed error for an httpx failure on `url`: a wrong URL is final, network trouble retryable."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        return InvalidSource(f"{url} redirects in a loop (more than {MAX_REDIRECTS} redirects)")
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return InvalidSource(f"not a usable URL: {url} ({exc})")
+    if isinstance(exc, httpx.RemoteProtocolError) and "content-length" in str(exc).lower():
+        return InvalidSource(f"{url} answered an invalid Content-Length header ({exc})")
+    return SourceUnavailable(f"download of {url} failed: {exc}")
+
+
 def fetch_http(url: str, work_dir: Path, max_bytes: int, *, timeout: float = 60.0) -> FetchedSource:
-    target = _target_in(work_dir, urlparse(url).path or "source")
+    target = _target_in(work_dir, unquote(urlparse(url).path) or "source")
     digest = hashlib.sha256()
     written = 0
     try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
-            if response.status_code == 404:
-                raise SourceNotFound(f"URL not found (404): {url}")
-            if response.status_code in (401, 403):
-                raise SourceAccessDenied(f"URL refused access ({response.status_code}): {url}")
-            if response.status_code >= 500:
-                raise SourceUnavailable(f"URL answered {response.status_code}: {url}")
-            if response.status_code >= 400:
-                raise SourceError(f"URL answered {response.status_code}: {url}")
-            declared = int(response.headers.get("content-length") or 0)
-            if declared > max_bytes:
-                raise SourceTooLarge(f"{url} is {declared} bytes, over the {max_bytes}-byte limit")
+        with httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout) as client, \
+                client.stream("GET", url) as response:
+            if (refusal := _http_refusal(url, response, max_bytes)) is not None:
+                raise refusal
             with target.open("wb") as fh:
                 for block in response.iter_bytes(_HASH_BLOCK):
                     written += len(block)
@@ -256,23 +360,109 @@ def fetch_http(url: str, work_dir: Path, max_bytes: int, *, timeout: float = 60.
         raise
     except httpx.HTTPError as exc:
         target.unlink(missing_ok=True)
-        raise SourceUnavailable(f"download of {url} failed: {exc}") from exc
+        raise _http_failure(url, exc) from exc
     return FetchedSource(uri=url, path=target, size=written, sha256=digest.hexdigest())
+
+
+def _scheme(source: str) -> str:
+    """The source's scheme: `s3`, `http`, `https`, `file`, or "" for a path (a `C:` drive letter too).
+
+    Raises InvalidSource for any other scheme."""
+    try:
+        scheme = urlparse(source).scheme
+    except ValueError as exc:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+        raise InvalidSource(f"not a usable source: {_shown(source)} ({exc})") from exc
+    if scheme in ("s3", "http", "https", "file") or len(scheme) <= 1:
+        return scheme if len(scheme) > 1 else ""
+    raise InvalidSource(f"unsupported source scheme {scheme!r} in {_shown(source)}: use s3://, https:// or a path")
+
+
+def _local_path(source: str, scheme: str) -> Path:
+    path = unquote(urlparse(source).path) if scheme == "file" else source
+    if "\x00" in path:
+        raise InvalidSource(f"a path cannot contain a NUL character: {_shown(source)}")
+    return Path(path).expanduser() if scheme != "file" else Path(path)
 
 
 def fetch_source(source: str, work_dir: Path, settings: Settings, *, max_bytes: int) -> FetchedSource:
     """Copy `source` (s3://, http(s)://, file:// or a path) into `work_dir`."""
+    scheme = _scheme(source)
     work_dir.mkdir(parents=True, exist_ok=True)
-    scheme = urlparse(source).scheme
     if scheme == "s3":
         return fetch_s3(s3_client(settings), parse_s3_uri(source), work_dir, max_bytes)
     if scheme in ("http", "https"):
         return fetch_http(source, work_dir, max_bytes, timeout=settings.http_read_timeout)
-    if scheme == "file":
-        return fetch_local(Path(unquote(urlparse(source).path)), work_dir, max_bytes)
-    if scheme and len(scheme) > 1:  # "C:" style drive letters are paths, anything else is not supported
-        raise InvalidSource(f"unsupported source scheme {scheme!r} in {source!r}: use s3://, https:// or a path")
-    return fetch_local(Path(source).expanduser(), work_dir, max_bytes)
+    return fetch_local(_local_path(source, scheme), work_dir, max_bytes)
+
+
+#: Seconds a `check_source` HEAD may take; the run's own download has the read timeout of the settings.
+CHECK_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """What `check_source` learned without downloading: the local path (for a file), the size when known."""
+
+    uri: str
+    size: int | None = None
+    path: Path | None = None
+
+
+def check_source(source: str, settings: Settings, *, max_bytes: int) -> SourceCheck:
+    """Check `source` as `fetch_source` would find it, without downloading it.
+
+    A path: a readable, non-empty regular file within `max_bytes` (a directory, a FIFO, a device is
+    refused unopened). An http(s) URL: a HEAD (a GET's headers when HEAD is not allowed) answering
+    2xx, within `max_redirects`, with a Content-Length that is a number within `max_bytes` and a
+    content type that is not a web page; a host that refuses connections is `SourceUnreachable`. An
+    S3 URI: a valid bucket and key, an object that exists, within `max_bytes`, not empty.
+
+    Raises the typed error the fetch would raise. A retryable one (timeout, 5xx, S3 unreachable)
+    says only that the source could not be checked now: a run would retry it.
+    """
+    scheme = _scheme(source)
+    if scheme == "s3":
+        location = parse_s3_uri(source)
+        head = head_s3_object(s3_client(settings, attempts=2), location)
+        size = int(head.get("ContentLength") or 0)
+        if size > max_bytes:
+            raise SourceTooLarge(f"{location.uri} is {size} bytes, over the {max_bytes}-byte limit",
+                                 detail={"size": size, "max_bytes": max_bytes})
+        if size == 0:
+            raise InvalidSource(f"{location.uri} is empty (0 bytes)")
+        return SourceCheck(uri=location.uri, size=size)
+    if scheme in ("http", "https"):
+        return SourceCheck(uri=source, size=_check_http(source, max_bytes, timeout=min(CHECK_TIMEOUT, settings.http_read_timeout)))
+    path = _local_path(source, scheme)
+    if (problem := local_file_problem(path)) is not None:
+        raise problem
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise SourceTooLarge(f"{path} is {size} bytes, over the {max_bytes}-byte limit", detail={"size": size})
+    if size == 0:
+        raise InvalidSource(f"{path} is empty (0 bytes)")
+    return SourceCheck(uri=str(path.resolve()), size=size, path=path)
+
+
+def _check_http(url: str, max_bytes: int, *, timeout: float) -> int | None:
+    """The size `url` declares (None when it does not say); raises what stands against it."""
+    try:
+        with httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout) as client:
+            response = client.head(url)
+            if response.status_code >= 400 and response.status_code not in (404, 410):
+                # HEAD not allowed, or a URL signed for GET only (an S3 presigned URL): a GET's headers,
+                # its body left unread.
+                with client.stream("GET", url) as streamed:
+                    response = streamed
+            if (refusal := _http_refusal(url, response, max_bytes)) is not None:
+                raise refusal
+    except httpx.ConnectError as exc:  # refused, unknown host: nothing serves this URL
+        host = urlparse(url).netloc or url
+        raise SourceUnreachable(f"cannot connect to {host} for {url}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise _http_failure(url, exc) from exc
+    declared = response.headers.get("content-length")
+    return int(declared) if declared is not None else None
 
 
 def apply_source_action(settings: Settings, source_uri: str, action: str, move_prefix: str = "published/") -> str | None:

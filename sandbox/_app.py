@@ -282,6 +282,10 @@ def create_app(config: SandboxConfig) -> FastAPI:
     async def describe_state() -> dict[str, Any]:
         return {**state.describe(), "faults": faults.describe()}
 
+    @app.get("/_sandbox/secrets")
+    async def issued_secrets() -> dict[str, list[str]]:
+        return state.issued_secrets()
+
     @app.post("/_sandbox/reset")
     async def reset(request: ResetRequest | None = Body(None)) -> dict[str, Any]:
         faults.clear()

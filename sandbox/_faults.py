@@ -1,4 +1,7 @@
-"""Fault injection: seeded, per-endpoint 5xx answers, latency, dropped connections and lost answers.
+"""Fault injection: seeded, per-endpoint 5xx answers, latency, dropped connections, lost and held answers.
+
+`latency` waits before the request is handled; `held_answer` handles it at once (TikTok has applied it)
+and holds the answer back for `latency_ms`: a client killed meanwhile never learns what was applied.
 
 A dropped connection must look to the client exactly like a real network failure: no status line at
 all. ASGI has no "close without answering" message and uvicorn turns an app that returns without
@@ -25,6 +28,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from sandbox._endpoints import ENDPOINTS, OAUTH_ENDPOINTS, endpoint_of
 
 ERROR_KIND = re.compile(r"error_(5\d\d)")
+#: Fault kinds that need latency_ms.
+DELAYS = ("latency", "held_answer")
 
 
 class FaultRule(BaseModel):
@@ -34,7 +39,8 @@ class FaultRule(BaseModel):
 
     #: An endpoint name (see sandbox._endpoints.ENDPOINTS) or "*" for all of them.
     endpoint: str
-    #: error_500 (any error_5xx) | latency | drop (no answer, nothing applied) | lost_answer (applied, no answer)
+    #: error_500 (any error_5xx) | latency (wait, then handle) | drop (no answer, nothing applied) |
+    #: lost_answer (applied, no answer) | held_answer (applied at once, answered after latency_ms)
     kind: str
     times: int | None = Field(None, ge=1)
     probability: float | None = Field(None, gt=0, le=1)
@@ -51,14 +57,14 @@ class FaultRule(BaseModel):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        if value not in ("latency", "drop", "lost_answer") and not ERROR_KIND.fullmatch(value):
-            raise ValueError("kind must be error_5xx (e.g. error_500), latency, drop or lost_answer")
+        if value not in DELAYS + ("drop", "lost_answer") and not ERROR_KIND.fullmatch(value):
+            raise ValueError("kind must be error_5xx (e.g. error_500), latency, drop, lost_answer or held_answer")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> FaultRule:
-        if self.kind == "latency" and self.latency_ms == 0:
-            raise ValueError("a latency fault needs latency_ms > 0")
+        if self.kind in DELAYS and self.latency_ms == 0:
+            raise ValueError(f"a {self.kind} fault needs latency_ms > 0")
         if self.times is None and self.probability is None:
             self.times = 1
         return self
@@ -161,6 +167,16 @@ class FaultInjectionMiddleware:
         elif rule.kind == "drop":
             await _drain(receive)
             await self._hang_up(scope, receive, send)
+        elif rule.kind == "held_answer":
+            held: list[Message] = []
+
+            async def hold(message: Message) -> None:
+                held.append(message)
+
+            await self.app(scope, receive, hold)
+            await asyncio.sleep(rule.latency_ms / 1000)
+            for message in held:  # to a client that may be gone: then uvicorn drops it
+                await send(message)
         elif rule.kind == "lost_answer":
 
             async def swallow(message: Message) -> None:

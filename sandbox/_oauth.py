@@ -33,6 +33,8 @@ class AuthorizationCode:
     code_challenge: str | None
     expires_at: float
     used: bool = False
+    #: The PKCE verifier the client sent when it exchanged the code (kept for `issued_secrets`).
+    verifier: str | None = None
 
 
 @dataclass
@@ -128,6 +130,7 @@ class TokenBook:
             if hex_challenge(verifier) != code.code_challenge:
                 raise OAuthRefusal(400, "invalid_grant", "code_verifier does not match the code_challenge")
         code.used = True
+        code.verifier = form.get("code_verifier") or None
         return self.issue(config, code.open_id, code.scopes, now)
 
     def rotate(self, config: SandboxConfig, form: Mapping[str, str], now: float) -> dict[str, object]:
@@ -150,6 +153,15 @@ class TokenBook:
             "refresh_token": refresh.token,
             "scope": ",".join(scopes),
             "token_type": "Bearer",
+        }
+
+    def issued_secrets(self) -> dict[str, list[str]]:
+        """Every credential this authorization server handed out or received (for leak scans)."""
+        return {
+            "access_tokens": [t.token for t in self.access.values()],
+            "refresh_tokens": [t.token for t in self.refresh.values()],
+            "authorization_codes": list(self.codes),
+            "pkce_verifiers": [c.verifier for c in self.codes.values() if c.verifier],
         }
 
     def revoke(self, token: str) -> None:

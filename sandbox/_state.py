@@ -526,6 +526,16 @@ class SandboxState:
             **post_status(post, self.now(), self.config),
         }
 
+    def issued_secrets(self) -> dict[str, list[str]]:
+        """Every credential the sandbox issued or received: tokens, OAuth codes, PKCE verifiers, upload
+        tokens, and the app's client secret. Tests scan what the pipeline stores and prints for them."""
+        with self._lock:
+            return {
+                **self.tokens.issued_secrets(),
+                "upload_tokens": [p.upload_token for p in self.posts.values() if p.upload_token],
+                "client_secrets": [self.config.client_secret],
+            }
+
     def describe(self) -> dict[str, object]:
         with self._lock:
             now = self.now()

@@ -1,5 +1,6 @@
 """Tasks of the scheduled maintenance flows: token refresh and account health, reconciliation,
-working-file sweeping, and the retry of publish runs whose process died.
+working-file sweeping, the retry of publish runs whose process died, and the redelivery of webhooks
+still in the outbox.
 
 The rules are the service layer's (`publishing.maintenance`); these tasks add retries, the
 account-health artifact, the run logger, and the Prefect API queries that find and retry crashed runs."""
@@ -44,10 +45,12 @@ from publishing.maintenance import (
     CrashPlan,
     CrashRetriesExhausted,
     RunRecord,
+    WebhookRedelivery,
     account_health,
     health_problem,
     health_rows,
     plan_crash_retries,
+    redeliver_webhooks,
     refresh_token,
     retry_idempotency_key,
 )
@@ -72,12 +75,14 @@ __all__ = [
     "CrashRetries",
     "CrashRetriesExhausted",
     "RunRecord",
+    "WebhookRedelivery",
     "accounts_to_refresh",
     "health_problem",
     "health_rows",
     "plan_crash_retries",
     "posts_to_reconcile",
     "reconcile_post",
+    "redeliver_pending_webhooks",
     "refresh_account_token",
     "report_account_health",
     "retry_crashed_runs",
@@ -125,6 +130,13 @@ def sweep_media(idle_hours: float = UPLOAD_URL_LIFETIME.total_seconds() / 3600) 
     for path in removed:
         get_run_logger().info("removed kept media %s: no post needs it any more", path)
     return len(removed)
+
+
+@task(name="redeliver-webhooks")
+def redeliver_pending_webhooks() -> WebhookRedelivery:
+    """Send the webhooks of the outbox that are due again (same body and event id), give up on those no
+    receiver took within 24 h (the reason recorded in the ledger). Not retried: the next cleanup is."""
+    return redeliver_webhooks(runtime.services(), get_run_logger())
 
 
 def accounts_to_refresh(services: Services | None = None) -> list[str]:

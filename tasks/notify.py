@@ -2,18 +2,18 @@
 pipelines react to them) and, when `webhook_urls` are set, a signed POST to every URL.
 
 Notifications never change an outcome: the posts are settled in the ledger before `notify_outcomes`
-runs, and nothing it does can raise into the flow. Deliveries run as `deliver-webhook` task runs
-(visible in the UI, retried by Prefect on timeouts, connection errors, 429 and 5xx); the flow waits
-for them, which is bounded by tries x webhook_timeout plus the backoff, so nothing is lost when the
-flow's process exits, and a receiver that is down costs that bounded wait, never the post.
+runs, and nothing it does can raise into the flow. Every delivery (event, URL) is stored in the
+ledger's outbox before it is tried, then tried as a `deliver-webhook` task run (visible in the UI,
+retried by Prefect on timeouts, connection errors, 429 and 5xx); the flow waits for them, which is
+bounded by tries x webhook_timeout plus the backoff, and a receiver that is down costs that bounded
+wait, never the post. What is still not taken then stays in the outbox: the `cleanup` flow
+redelivers it, same body and event id, for 24 h (`publishing.maintenance.redeliver_webhooks`).
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
-import httpx
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
@@ -21,10 +21,10 @@ from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
 
 from publishing import PublishResult
-from ledger import PublishMode
+from ledger import DeliveryStatus, PublishMode
 from tasks import runtime
 from tasks.policy import RETRY_JITTER, retry_if_retryable_own_count
-from publishing.webhooks import WebhookEvent, outcome_event, redacted, send, webhook_request
+from publishing.webhooks import WebhookEvent, deliver_stored, outcome_event, redacted, store_deliveries
 from tiktok_pipeline.errors import is_retryable
 
 
@@ -60,22 +60,30 @@ def prefect_related(event: WebhookEvent) -> list[dict[str, str]]:
     }]
 
 
-@task(name="deliver-webhook", task_run_name="deliver-webhook-{event.type}", cache_policy=NO_CACHE,
+@task(name="deliver-webhook", task_run_name="deliver-webhook-{event_type}", cache_policy=NO_CACHE,
       retry_condition_fn=retry_if_retryable_own_count)
-def deliver_webhook(url: str, event: WebhookEvent) -> int:
-    """POST one signed event to one URL; each try is signed afresh, so its timestamp is current."""
+def deliver_webhook(url: str, delivery_id: int, event_type: str) -> int | None:
+    """POST one stored delivery of the outbox to its URL: its stored body, so every try carries the same
+    event id and bytes, signed afresh (its timestamp is current). None: nothing to send (taken already,
+    or another run is sending it)."""
     current = runtime.settings()
-    request = webhook_request(url, event, current.webhook_secret.get_secret_value(), now=time.time())
-    with httpx.Client(timeout=current.webhook_timeout) as client:
-        status = send(client, request)
-    get_run_logger().info("%s %s delivered to %s (%d)", event.type, event.id, redacted(url), status)
+    status = deliver_stored(runtime.ledger(), delivery_id, url, current.webhook_secret.get_secret_value(),
+                            timeout=current.webhook_timeout)
+    logger = get_run_logger()
+    if status is None:
+        logger.info("%s delivery %d to %s: delivered already or being sent by another run", event_type, delivery_id,
+                    redacted(url))
+    else:
+        logger.info("%s delivery %d delivered to %s (%d)", event_type, delivery_id, redacted(url), status)
     return status
 
 
 def notify_outcomes(mode: PublishMode, results: list[PublishResult]) -> None:
     """Emit a `tiktok.post.*` event per result and deliver it to every webhook URL; never raises.
 
-    Call it from inside a flow run (deliveries are submitted as tasks) once the results are final.
+    Each delivery is stored in the ledger's outbox first; one its receiver did not take stays there
+    for `cleanup` to redeliver. Call it from inside a flow run (deliveries are submitted as tasks)
+    once the results are final.
     """
     logger = get_run_logger()
     try:
@@ -91,13 +99,17 @@ def notify_outcomes(mode: PublishMode, results: list[PublishResult]) -> None:
             retry_delay_seconds=exponential_backoff(current.webhook_retry_backoff),
             retry_jitter_factor=RETRY_JITTER,
         )
-        deliveries: list[tuple[str, WebhookEvent, PrefectFuture[int]]] = [
-            (url, event, deliver.submit(url, event)) for event in events for url in current.webhook_urls
+        # Stored before anything is sent: a crash from here on loses nothing (cleanup redelivers).
+        stored = store_deliveries(runtime.ledger(), events, current.webhook_urls)
+        deliveries: list[tuple[str, str, str, PrefectFuture[int | None]]] = [
+            (url, d.event_type, d.event_id, deliver.submit(url, d.id, d.event_type))
+            for url, d in stored if d.status is DeliveryStatus.pending
         ]
-        for url, event, future in deliveries:
+        for url, event_type, event_id, future in deliveries:
             outcome = future.result(raise_on_failure=False)
             if isinstance(outcome, BaseException):
                 why = "gave up after its retries" if is_retryable(outcome) else "not retried"
-                logger.error("webhook %s did not take %s %s (%s): %s", redacted(url), event.type, event.id, why, outcome)
+                logger.error("webhook %s did not take %s %s (%s; kept in the outbox for cleanup to redeliver): %s",
+                             redacted(url), event_type, event_id, why, outcome)
     except Exception:  # a notification problem must never turn a settled post into a failed run
         logger.exception("notifying the post outcomes failed; the outcomes themselves are unchanged")

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from tiktok._errors import PublishStillProcessing, publish_failed
 from tiktok._models import PublishStatus, PublishStatusValue, StrictModel
+from tiktok_pipeline.errors import is_retryable
 
 #: status/fetch allows 30 requests per minute per token: never poll more often than every 2 s.
 MIN_POLL_INTERVAL = 2.0
@@ -53,12 +54,24 @@ def wait_for_publish(
 
     Returns the terminal status for PUBLISH_COMPLETE / SEND_TO_USER_INBOX; raises the `PublishFailed`
     subclass mapped from `fail_reason` for FAILED; raises `PublishStillProcessing` (retryable) when
-    the next fetch would fall after `policy.timeout`. API errors of status/fetch propagate untouched.
+    the next fetch would fall after `policy.timeout`. A retryable error of status/fetch (a 5xx, an
+    answer lost on the way, a rate limit) is asked again at the next interval, as long as that falls
+    within `policy.timeout`: the call only reads, so asking again is always safe. Other API errors
+    (and the last retryable one) propagate untouched.
     """
     deadline = clock() + policy.timeout
     intervals = policy.intervals()
     while True:
-        status = fetch_status(publish_id)
+        try:
+            status = fetch_status(publish_id)
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            interval = next(intervals)
+            if clock() + interval > deadline:
+                raise
+            sleep(interval)
+            continue
         if on_status is not None:
             on_status(status)
         if status.status == PublishStatusValue.FAILED:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from deployments.cli._common import EXIT_FAILED, console, fail, pipeline_errors
+from deployments.cli._common import EXIT_FAILED, EXIT_USAGE, console, fail, pipeline_errors
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -24,11 +24,20 @@ def connect(
     open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the authorize page in a browser"),
     timeout: float = typer.Option(300.0, help="Seconds to wait for the redirect"),
 ) -> None:
-    """Authorize a TikTok account (Login Kit OAuth) and store it with its tokens encrypted."""
-    from tasks import runtime
-    from publishing.connect import connect_account
+    """Authorize a TikTok account (Login Kit OAuth) and store it with its tokens encrypted.
 
-    settings = runtime.settings()
+    A name the ledger would refuse, a redirect URI that is not a localhost one or an unusable timeout
+    exit 2 before the authorize page is shown or the redirect port is bound.
+    """
+    from publishing.connect import check_account_name, check_connect_input, connect_account
+
+    with pipeline_errors(exit_code=EXIT_USAGE):
+        check_account_name(name)  # first: `../evil` is refused before anything is read or bound
+    from tasks import runtime
+
+    with pipeline_errors(exit_code=EXIT_USAGE):
+        settings = runtime.settings()
+        check_connect_input(settings, name, timeout)
 
     def show(url: str) -> None:
         console.print(f"Open this URL to authorize the app, then come back here:\n{url}", soft_wrap=True)
@@ -61,7 +70,8 @@ def remove(
         if not sys.stdin.isatty():
             fail(f"removing {name!r} needs confirmation: run it in a terminal or pass --yes")
         typer.confirm(f"Remove account {name!r} and revoke the app's access to it at TikTok?", abort=True)
-    settings = runtime.settings()
+    with pipeline_errors(exit_code=EXIT_USAGE):
+        settings = runtime.settings()
     with pipeline_errors():
         book = runtime.ledger(settings)
         removal = remove_account(settings, book, name)

@@ -21,10 +21,10 @@ def demo() -> None:
     # Prefect's temporary server gets 20 s to start by default; on a busy 2-core machine it was seen to
     # need more, and the demo then failed before doing anything (a user can still set it lower).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    from deployments.cli._common import EXIT_FAILED, console, fail, pipeline_errors
+    from deployments.cli._common import EXIT_FAILED, console, fail, pipeline_errors, typed_errors_without_traceback
     from deployments.demo import run_demo
 
-    with pipeline_errors():
+    with pipeline_errors(), typed_errors_without_traceback():
         published = run_demo(console)
     if not published:
         fail("the demo did not publish to both sandbox accounts (see the results above)", EXIT_FAILED)

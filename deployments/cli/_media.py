@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -24,6 +25,7 @@ def probe_command(
     """Print what ffprobe says about INPUT (MediaInfo) as JSON."""
     from transcode import TranscodeError, probe
 
+    _check_input(input)
     try:
         info = probe(input)
     except TranscodeError as exc:
@@ -58,6 +60,9 @@ def transcode_command(
         policy = Policy(fit=FitMode(fit), on_too_long=OverLength(on_too_long), **settings)  # type: ignore[arg-type]
     except (ValueError, ValidationError) as exc:
         fail(f"invalid option: {exc}", EXIT_USAGE)
+    _check_input(input)
+    if (problem := _output_problem(input, output)) is not None:
+        fail(problem, EXIT_USAGE)
 
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     console = Console(stderr=True)
@@ -71,6 +76,34 @@ def transcode_command(
             _report(exc)
     typer.echo(f"{result.path.value}: {result.output.path} "
                f"({result.output.size} bytes, {result.output.duration or 0:.2f} s, {result.elapsed:.1f} s)")
+
+
+def _check_input(input: Path) -> None:
+    """Exit 2 when INPUT is missing, unreadable or not a regular file (a folder, a FIFO, a device), unopened."""
+    from publishing.sources import local_file_problem
+
+    if (problem := local_file_problem(input)) is not None:
+        fail(str(problem), EXIT_USAGE)
+
+
+def _output_problem(input: Path, output: Path) -> str | None:
+    """Why OUTPUT cannot be written as the TikTok-ready copy of INPUT, or None: checked before ffmpeg runs."""
+    try:
+        same = output.resolve() == input.resolve() or (output.exists() and input.exists() and output.samefile(input))
+    except (OSError, RuntimeError, ValueError) as exc:  # a loop of links, a NUL byte, a name too long
+        return f"cannot use {output} as the output: {exc}"
+    if same:
+        return f"OUTPUT {output} is INPUT: write the TikTok-ready file elsewhere (the input is never overwritten)"
+    folder = output.parent
+    if output.is_dir():
+        return f"OUTPUT {output} is a folder: give the path of the file to write"
+    if not folder.exists():
+        return f"the folder of OUTPUT, {folder}, does not exist: create it first"
+    if not folder.is_dir():
+        return f"the folder of OUTPUT, {folder}, is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder of OUTPUT, {folder}, is not writable"
+    return None
 
 
 def _report(exc: Exception) -> NoReturn:

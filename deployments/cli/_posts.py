@@ -16,14 +16,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from deployments.cli._common import EXIT_FAILED, console, fail, pipeline_errors
+from deployments.cli._common import EXIT_FAILED, EXIT_USAGE, console, fail, pipeline_errors
 from deployments.cli.filters import InvalidFilter, parse_since, parse_states
+from tiktok_pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from ledger import Ledger, Post
 
-posts_app = typer.Typer(name="posts", help="Post history: list posts, show a post's audit trail, release or discard drafts.",
-                        no_args_is_help=True)
+posts_app = typer.Typer(name="posts", help="Post history: list posts, show a post's audit trail, release or discard "
+                        "drafts, record the outcome of an unconfirmed post.", no_args_is_help=True)
+
+#: `posts resolve --not-posted` leaves the post failed with this error code.
+RESOLVED_NOT_POSTED = "resolved_not_posted"
+
+
+class ResolveRefused(PipelineError):
+    """`posts resolve` refused: the post is not one a person settles, or the verdict given is unclear."""
 
 
 @contextmanager
@@ -165,19 +173,137 @@ def release(
     from flows.drafts import release_held_post
     from ledger import PublishMode
     from tiktok import PrivacyLevel
-    from deployments.cli._common import results_table
+    from deployments.cli._common import results_table, typed_errors_without_traceback, watched_run
+    from publishing import verdict
 
     if mode not in ("direct", "inbox") or (privacy and privacy not in PrivacyLevel.__members__):
         fail(f"--mode must be direct or inbox and --privacy one of {', '.join(PrivacyLevel)}")
     chosen_mode, chosen_privacy = PublishMode(mode), PrivacyLevel(privacy) if privacy else None
-    with pipeline_errors():
+    with pipeline_errors(), watched_run(), typed_errors_without_traceback():
         state = release_held_post(post_id, chosen_mode, chosen_privacy, return_state=True)
         result = state.result(raise_on_failure=False)
         if isinstance(result, BaseException):
             raise result  # refused before anything ran (not a hold draft, invalid request): one line
     console.print(results_table([result], title=f"Release of post {post_id}"))
     if not state.is_completed():
-        fail(state.message, EXIT_FAILED)
+        # Refused for what the draft asks (e.g. a privacy level the creator does not offer): exit 2.
+        fail(state.message, EXIT_USAGE if verdict([result]).refused else EXIT_FAILED)
+
+
+def _resolver() -> str:
+    """Who resolves: the operating-system user running the command."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return "unknown"
+
+
+def _tiktok_post_url(url: str) -> str:
+    """`url` when it is an https URL on tiktok.com (the post as the creator's app shares it)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        scheme, host, userinfo = parts.scheme, (parts.hostname or "").rstrip("."), parts.username
+    except ValueError:  # e.g. an unbalanced [ in the host
+        scheme, host, userinfo = "", "", None
+    if (scheme != "https" or userinfo is not None or any(c.isspace() for c in url)
+            or not (host == "tiktok.com" or host.endswith(".tiktok.com"))):
+        raise ResolveRefused(
+            f"--post-url must be an https URL on tiktok.com, e.g. https://www.tiktok.com/@name/video/7311..., "
+            f"got {url!r}", detail={"post_url": url},
+        )
+    return url
+
+
+def _not_resolvable(post: Post) -> str | None:
+    """Why a person cannot settle this post by hand (None: it is unconfirmed with nothing to ask TikTok)."""
+    from ledger import BEFORE_INIT_STATES, PostState, PublishMode
+
+    state = post.state
+    if state is PostState.unconfirmed:
+        return None
+    if state in (PostState.published, PostState.failed, PostState.discarded):
+        return f"post {post.id} is {state}: nothing to resolve"
+    if state is PostState.processing:
+        hint = "TikTok is processing it and the cleanup flow reconciles it through status/fetch"
+    elif state is PostState.sent_to_inbox:
+        hint = "it is a draft in the creator's TikTok inbox; the cleanup flow records it once the creator posts it"
+    elif state in BEFORE_INIT_STATES and post.mode is PublishMode.hold:
+        hint = f"it is a hold draft: release it (`tiktok-pipeline posts release {post.id}`) or discard it"
+    elif state in BEFORE_INIT_STATES:
+        hint = f"it has not reached TikTok; a run sends it, or `tiktok-pipeline posts discard {post.id}` drops it"
+    else:  # initialized, uploaded
+        hint = "it is being uploaded, or the cleanup flow reconciles it once its upload is abandoned"
+    return f"post {post.id} is {state}: {hint}; only unconfirmed posts are resolved by hand"
+
+
+@posts_app.command("resolve")
+def resolve(
+    post_id: int = typer.Argument(..., help="Ledger id of an unconfirmed post (see `posts list --status unconfirmed`)"),
+    published: bool = typer.Option(False, "--published", help="The creator's TikTok app shows the post"),
+    not_posted: bool = typer.Option(False, "--not-posted", help="The creator's TikTok app does not show it"),
+    reason: str = typer.Option(None, help="What you saw, recorded in the audit trail (and as the error of --not-posted)"),
+    post_url: str = typer.Option(None, "--post-url", help="With --published: the post's https://www.tiktok.com/... URL"),
+    force: bool = typer.Option(False, "--force", help="Record the verdict although the post has a publish_id (cleanup would ask "
+                                                    "TikTok's status/fetch, which is authoritative)"),
+) -> None:
+    """Record what the creator's TikTok app shows for an unconfirmed post that TikTok cannot be asked about."""
+    from ledger import IllegalTransition, PostNotFound, PostState
+
+    try:  # the verdict first: a refused one needs no ledger
+        if published == not_posted:
+            raise ResolveRefused("give exactly one of --published or --not-posted (what the creator's TikTok app "
+                                 "shows)", detail={"post_id": post_id})
+        if post_url is not None and not published:
+            raise ResolveRefused("--post-url goes with --published", detail={"post_id": post_id})
+        if reason is not None and not reason.strip():
+            raise ResolveRefused("--reason must not be empty", detail={"post_id": post_id})
+        share_url = _tiktok_post_url(post_url) if post_url is not None else None
+    except ResolveRefused as exc:
+        fail(str(exc), EXIT_USAGE)
+    # Refusals exit 2 (input this command does not take); a ledger that cannot be reached exits 1.
+    with pipeline_errors(), open_ledger() as book:
+        try:
+            post = book.get_post(post_id)
+            if (refusal := _not_resolvable(post)) is not None:
+                raise ResolveRefused(refusal, detail={"post_id": post_id, "state": str(post.state)})
+            if post.publish_id and not force:
+                raise ResolveRefused(
+                    f"post {post_id} is unconfirmed with publish_id {post.publish_id}: the cleanup flow reconciles "
+                    "it through TikTok's status/fetch, which is authoritative; wait for it, or pass --force to record "
+                    "what the creator's app shows anyway",
+                    detail={"post_id": post_id, "publish_id": post.publish_id},
+                )
+            verdict = "published" if published else "not_posted"
+            said = reason.strip() if reason else (
+                "seen in the creator's TikTok app" if published else "not in the creator's TikTok app")
+            data: dict[str, Any] = {"resolved_by": _resolver(), "verdict": verdict}
+            if post.publish_id:
+                data["forced"] = True  # over cleanup's status/fetch
+            # `only_from`: the ledger checks again under the post's row lock that it is still unconfirmed, so a
+            # post that the cleanup flow (or another person) settled meanwhile is refused, not overwritten.
+            if published:
+                resolved = book.transition(post, PostState.published, message=f"resolved by a person: {said}",
+                                           data=data, share_url=share_url, only_from=PostState.unconfirmed)
+            else:
+                resolved = book.transition(post, PostState.failed, message=f"resolved by a person: {said}", data=data,
+                                           error_code=RESOLVED_NOT_POSTED, error_message=said,
+                                           only_from=PostState.unconfirmed)
+        except (ResolveRefused, PostNotFound, IllegalTransition) as exc:
+            fail(str(exc), EXIT_USAGE)
+    what = f"post {resolved.id} ({resolved.mode.value}, {resolved.account_name})"
+    if published:
+        typer.echo(f"{what} recorded as published by {data['resolved_by']}"
+                   + (f" at {resolved.share_url}" if share_url else "") + "; it was unconfirmed")
+    elif resolved.publish_id:
+        typer.echo(f"{what} recorded as not posted (failed, {RESOLVED_NOT_POSTED}) by {data['resolved_by']}; it "
+                   f"reached TikTok as {resolved.publish_id}, so running its request again sends nothing")
+    else:
+        typer.echo(f"{what} recorded as not posted (failed, {RESOLVED_NOT_POSTED}) by {data['resolved_by']}; running "
+                   "the same request again posts it anew")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,12 +1,27 @@
-"""`tiktok-pipeline publish ...`: run the publish-video flow from the command line."""
+"""`tiktok-pipeline publish ...`: run the publish-video flow from the command line.
+
+Exit codes (README "Exit codes"): 0 when every account ended published, in the inbox, held,
+scheduled or deferred; 2, with one `error:` line, for a request refused before its run
+(`deployments.cli._checks`) or by it for what it asked (`publishing.Verdict.refused`); 1, with one
+`error:` line per account not posted, when TikTok, the network or a service failed a valid request;
+130 when stopped at once (Ctrl-C).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
-from deployments.cli._common import EXIT_FAILED, EXIT_USAGE, console, fail, pipeline_errors, results_table, timings_table
+from deployments.cli._common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, console, fail, fail_each,
+                                     pipeline_errors, results_table, timings_table, typed_errors_without_traceback,
+                                     watched_run)
+
+if TYPE_CHECKING:
+    from publishing import PublishRequest
 
 
 def publish(
@@ -40,23 +55,66 @@ def publish(
             cover_timestamp_ms=cover_ms, idempotency_key=idempotency_key, on_too_long=on_too_long,
             schedule_at=schedule_at, cap_policy=cap_policy, source_action=source_action,
         )
+    try:
+        with pipeline_errors(exit_code=EXIT_USAGE):
+            check_request(request)
+    except KeyboardInterrupt:
+        fail("interrupted before anything was sent", EXIT_INTERRUPTED)
     if request.mode.value == "direct":
         label = request.commercial_label
         console.print("By posting, you agree to TikTok's Music Usage Confirmation"
                       + (" and Branded Content Policy" if request.brand_content_toggle else "")
                       + (f". Label: {label}." if label else "."))
+    run_request(request)
+
+
+def check_request(request: PublishRequest) -> None:
+    """What can be checked before a run starts (deployments.cli._checks); tests replace it to fuzz the options."""
+    from deployments.cli._checks import check_publish
+
+    check_publish(request)
+
+
+def run_request(request: PublishRequest) -> None:
+    """Run publish-video in this process, print its tables and exit as README "Exit codes" says."""
     from flows.publish import publish_video
     from flows.syndicate import results_of
-    from publishing import verdict
+    from publishing import failure_reason, is_done, verdict
 
-    with pipeline_errors():
-        results = results_of(publish_video(request, return_state=True))
+    try:
+        with pipeline_errors(), watched_run(), typed_errors_without_traceback(), prefect_available():
+            results = results_of(publish_video(request, return_state=True))
+    except KeyboardInterrupt:
+        fail("interrupted: the run stops here (Prefect marks it Crashed); the same command resumes it", EXIT_INTERRUPTED)
     console.print(results_table(results))
     console.print(timings_table(results))
     # Held drafts and scheduled posts are what was asked for; anything else must have reached TikTok.
     outcome = verdict(results)
-    if not outcome.ok:
-        fail(outcome.message, EXIT_FAILED)
+    if outcome.ok:
+        return
+    if outcome.refused:  # refused for what the request asked: the same request fails the same way
+        fail(outcome.message, EXIT_USAGE)
+    fail_each([f"{r.account}: {failure_reason(r)}" for r in results if not is_done(r)], EXIT_FAILED)
+
+
+@contextmanager
+def prefect_available() -> Iterator[None]:
+    """Prefect's API unreachable (PREFECT_API_URL down, a temporary server that did not start): exit 1, one line.
+
+    Only what the engine raises around a run gets here: the flow's own errors end in its state."""
+    import httpx
+    from prefect.exceptions import PrefectException
+    from prefect.settings import PREFECT_API_URL
+
+    from tiktok_pipeline.errors import PipelineError
+
+    try:
+        yield
+    except PipelineError:
+        raise
+    except (httpx.HTTPError, PrefectException, RuntimeError, OSError) as exc:
+        where = PREFECT_API_URL.value() or "a temporary server"
+        fail(f"the Prefect API ({where}) could not run the flow: {type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:

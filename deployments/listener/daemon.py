@@ -5,14 +5,18 @@ sets that up, with a dead-letter queue). The listener long-polls the queue and, 
 passes the key filter, checks the object the way the flow will (HEAD, metadata, sidecar) and then
 starts the `publish-s3-object` deployment with `idempotency_key=bucket/key@etag`, so a repeated
 notification finds the run that exists instead of making another. A message is deleted only once
-every record in it has a run (or needs none). Decisions about sidecars that arrive late, dead
-letters and shutdown are in docs/s3-events.md.
+every record in it has a run (or needs none). A message that cannot be handled ever (not an S3
+notification, a record that cannot be read, a bucket not in the allow-list) is dead-lettered with
+its reason on its first receive; one that cannot be handled yet is tried again, and dead-lettered
+with its reason on the N-th. Decisions about sidecars that arrive late, dead letters and shutdown
+are in docs/s3-events.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,11 +28,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployments.listener.keeper import VisibilityKeeper
-from deployments.listener.provisioning import ListenerError, dead_letter_policy, sqs_client
+from deployments.listener.provisioning import ListenerError, bucket_allow_list, dead_letter_policy, sqs_client
 from publishing.s3_events import KeyFilter, ObjectCreated, UnreadableMessage, parse_notification, prefect_event
 from publishing.s3_events import S3RequestInvalid, check_prefix_defaults, read_object, request_for_object
 from publishing.sources import S3Location, SourceError, SourceNotFound, s3_client
-from tiktok_pipeline.settings import Settings
+from tiktok_pipeline.settings import Settings, http_url_problem
 
 logger = logging.getLogger("tiktok_pipeline.listener")
 
@@ -36,6 +40,8 @@ logger = logging.getLogger("tiktok_pipeline.listener")
 REASON_ATTRIBUTE = "tiktok-pipeline-reason"
 RECEIVES_ATTRIBUTE = "tiktok-pipeline-receive-count"
 _MAX_REASON = 4000
+#: Characters SQS accepts in a message attribute (XML 1.0's); others are written as escapes.
+_SQS_TEXT = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 #: Pause after the queue could not be reached, before polling again (s).
 _RECEIVE_ERROR_PAUSE = 5.0
 
@@ -51,7 +57,7 @@ class Action(str, Enum):
     retry = "retry"  # left in the queue, seen again after s3_retry_delay
     dead_lettered = "dead-lettered"  # sent to the dead-letter queue with the reason, then deleted
     released = "released"  # not handled (shutdown): visible again at once
-    redelivered = "redelivered"  # unexpected error: left as is, visible again after the timeout
+    redelivered = "redelivered"  # SQS could not be told: left as is, visible again after the timeout
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,30 @@ class Outcome:
     action: Action
     receive_count: int
     dispatched: tuple[str, ...] = ()  # flow run ids started or found (event ids when s3_start_runs is off)
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # every problem, those of `refused` included
+    refused: tuple[str, ...] = ()  # the problems retrying cannot help with (dead-lettered at once)
 
 
 def _receive_count(message: dict[str, Any]) -> int:
-    return int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    try:
+        return max(1, int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
+    except (TypeError, ValueError):
+        return 1
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable (newlines, ESC, bidi overrides, lone
+    surrogates) written as its escape: what a message says cannot forge log lines or attributes."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _fit(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 (whole characters), with SQS-safe characters."""
+    text = _SQS_TEXT.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[: max(0, max_bytes - 3)].decode("utf-8", "ignore") + "..." if max_bytes >= 3 else ""
 
 
 class Listener:
@@ -76,6 +101,8 @@ class Listener:
     def __init__(self, settings: Settings, *, stop: threading.Event | None = None) -> None:
         if not settings.s3_queue_url:
             raise ListenerError("no queue to listen to: set TIKTOK_PIPELINE_S3_QUEUE_URL (or pass --queue-url)")
+        if problem := http_url_problem(settings.s3_queue_url):  # --queue-url bypasses the settings' check
+            raise ListenerError(f"the queue to listen to (TIKTOK_PIPELINE_S3_QUEUE_URL or --queue-url): {problem}")
         try:
             check_prefix_defaults(settings.s3_prefix_defaults)
         except S3RequestInvalid as exc:
@@ -86,6 +113,7 @@ class Listener:
         self.s3 = s3_client(settings)
         self.filter = KeyFilter.of(settings.s3_prefixes, settings.s3_suffixes)
         self.policy = dead_letter_policy(self.sqs, self.queue_url, settings)
+        self.buckets = bucket_allow_list(self.sqs, self.queue_url, settings)
         self.stop = stop or threading.Event()
 
     # one poll --------------------------------------------------------------------------------
@@ -116,6 +144,8 @@ class Listener:
     def run(self) -> None:
         logger.info("listening to %s (dead letters after %d receives to %s)",
                     self.queue_url, self.policy.max_receives, self.policy.queue_url)
+        logger.info("publishing objects of %s (from %s); other buckets' notifications are dead-lettered",
+                    ", ".join(self.buckets.buckets), self.buckets.source)
         while not self.stop.is_set():
             try:
                 messages = self.receive()
@@ -132,57 +162,79 @@ class Listener:
         count = _receive_count(message)
         final = count >= self.policy.max_receives
         try:
-            try:
-                dispatched, problems = self._dispatch_message(message, final=final)
-            except UnreadableMessage as exc:  # retrying cannot help
-                dispatched, problems, final = (), (str(exc),), True
+            dispatched, waiting, refused = self._dispatch_message(message, final=final)
+        except UnreadableMessage as exc:  # retrying cannot help
+            dispatched, waiting, refused = (), (), (one_line(str(exc)),)
+        except Exception as exc:  # a bug or an outage nobody classified: tried again, dead-lettered at the N-th
+            problem = one_line(f"unexpected error while handling it: {type(exc).__name__}: {exc}")
+            logger.error("message %s (receive %d of %d): %s", message.get("MessageId"), count,
+                         self.policy.max_receives, problem)
+            logger.debug("message %s: the unexpected error", message.get("MessageId"), exc_info=True)
+            dispatched, waiting, refused = (), (problem,), ()
+        finally:
             keeper.done(message)
-            return self._settle(message, count, dispatched, problems, final=final)
-        except Exception:  # a bug or an outage nobody classified: SQS redelivers, its redrive caps it
-            keeper.done(message)
-            logger.exception("message %s: unexpected error; it comes back after the visibility timeout", message["MessageId"])
-            return Outcome(message["MessageId"], Action.redelivered, count)
+        try:
+            return self._settle(message, count, dispatched, waiting, refused, final=final)
+        except (ClientError, BotoCoreError) as exc:  # SQS unreachable: the message comes back by itself
+            logger.error("message %s: could not delete, retry or dead-letter it (%s); it comes back after the "
+                         "visibility timeout", message.get("MessageId"), one_line(str(exc)))
+            return Outcome(message["MessageId"], Action.redelivered, count, dispatched, refused + waiting, refused)
 
-    def _settle(self, message: dict[str, Any], count: int, dispatched: tuple[str, ...], problems: tuple[str, ...],
-                *, final: bool) -> Outcome:
+    def _settle(self, message: dict[str, Any], count: int, dispatched: tuple[str, ...], waiting: tuple[str, ...],
+                refused: tuple[str, ...], *, final: bool) -> Outcome:
+        """Delete (nothing wrong), dead-letter (refused, nothing waiting; or the N-th receive), else retry."""
+        problems = refused + waiting
         if not problems:
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             return Outcome(message["MessageId"], Action.deleted, count, dispatched)
-        if final:
-            return self._dead_letter(message, count, dispatched, problems)
+        if final or not waiting:
+            return self._dead_letter(message, count, dispatched, problems, refused)
         self.sqs.change_message_visibility(
             QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.settings.s3_retry_delay
         )
         logger.warning("message %s (receive %d of %d) tried again in %d s: %s", message["MessageId"], count,
                        self.policy.max_receives, self.settings.s3_retry_delay, "; ".join(problems))
-        return Outcome(message["MessageId"], Action.retry, count, dispatched, problems)
+        return Outcome(message["MessageId"], Action.retry, count, dispatched, problems, refused)
 
-    def _dispatch_message(self, message: dict[str, Any], *, final: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _dispatch_message(
+        self, message: dict[str, Any], *, final: bool
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """Start the run of every record that is ready (all of them on the final receive, so that
-        a bad request is recorded as a failed run). Returns (dispatched, problems left)."""
-        notification = parse_notification(message["Body"])
+        a bad request is recorded as a failed run). Returns (dispatched, problems that may pass,
+        problems that cannot: records that cannot be read, buckets not allowed)."""
+        notification = parse_notification(message.get("Body", ""))
+        if notification.test_event:
+            logger.info("message %s: S3's test event, nothing to publish", message["MessageId"])
         if notification.ignored:
-            logger.info("message %s: ignored %s records", message["MessageId"], ", ".join(notification.ignored))
+            logger.info("message %s: ignored %s records", message["MessageId"],
+                        one_line(", ".join(notification.ignored)))
         dispatched: list[str] = []
-        problems: list[str] = []
+        waiting: list[str] = []
+        refused = [one_line(reason) for reason in notification.refused]
         for record in notification.created:
-            if reason := self.filter.skip_reason(record.key):
-                logger.info("%s skipped: %s", record.uri, reason)
+            shown = one_line(record.uri)
+            if record.bucket not in self.buckets.buckets:
+                refused.append(f"{shown}: the bucket {record.bucket!r} is not one this listener publishes "
+                               f"({', '.join(self.buckets.buckets)}, from {self.buckets.source})")
+                continue
+            if reason := self.filter.skip_reason(record.key, record.bucket):
+                logger.info("%s skipped: %s", shown, reason)
                 continue
             readiness, reason = self.check(record)
             if readiness is Readiness.skip:
-                logger.info("%s skipped: %s", record.uri, reason)
+                logger.info("%s skipped: %s", shown, one_line(reason or ""))
                 continue
             if readiness is Readiness.wait:
-                problems.append(reason or "not ready")
+                waiting.append(one_line(reason or f"{shown}: not ready"))
                 if not final:
                     continue
             try:
                 dispatched.append(self.dispatch(record))
             except Exception as exc:  # Prefect unreachable, deployment missing, ...: the message stays
-                logger.error("%s: could not start its run: %s", record.uri, exc)
-                problems.append(f"{record.uri}: could not start its run: {type(exc).__name__}: {exc}")
-        return tuple(dispatched), tuple(problems)
+                problem = one_line(f"{record.uri}: could not start its run: {type(exc).__name__}: {exc}")
+                logger.error("%s", problem)
+                waiting.append(problem)
+        return tuple(dispatched), tuple(waiting), tuple(refused)
 
     def check(self, record: ObjectCreated) -> tuple[Readiness, str | None]:
         """Would the run succeed in reading its request? The same checks as the flow's first task."""
@@ -230,20 +282,24 @@ class Listener:
         return str(flow_run.id)
 
     def _dead_letter(
-        self, message: dict[str, Any], count: int, dispatched: tuple[str, ...], problems: tuple[str, ...]
+        self, message: dict[str, Any], count: int, dispatched: tuple[str, ...], problems: tuple[str, ...],
+        refused: tuple[str, ...] = (),
     ) -> Outcome:
         reason = "; ".join(problems)
-        self.sqs.send_message(
-            QueueUrl=self.policy.queue_url,
-            MessageBody=message["Body"],
-            MessageAttributes={
-                REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:_MAX_REASON]},
-                RECEIVES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(count)},
-            },
-        )
+        body = message.get("Body", "")
+        # The dead-letter queue takes body and attributes up to its MaximumMessageSize: the reason
+        # gives way to the body (which must stay as it came, for a replay).
+        receives = str(count)
+        room = (self.policy.max_message_bytes - len(body.encode("utf-8", "surrogatepass"))
+                - len(RECEIVES_ATTRIBUTE) - len("Number") - len(receives) - len(REASON_ATTRIBUTE) - len("String"))
+        attributes = {RECEIVES_ATTRIBUTE: {"DataType": "Number", "StringValue": receives}}
+        if (shown := _fit(reason, min(_MAX_REASON, room))):
+            attributes[REASON_ATTRIBUTE] = {"DataType": "String", "StringValue": shown}
+        self.sqs.send_message(QueueUrl=self.policy.queue_url, MessageBody=body, MessageAttributes=attributes)
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        logger.error("message %s dead-lettered after %d receives: %s", message["MessageId"], count, reason)
-        return Outcome(message["MessageId"], Action.dead_lettered, count, dispatched, problems)
+        logger.error("message %s dead-lettered after %d receive%s: %s", message["MessageId"], count,
+                     "" if count == 1 else "s", reason)
+        return Outcome(message["MessageId"], Action.dead_lettered, count, dispatched, problems, refused)
 
     def _release(self, message: dict[str, Any]) -> Outcome:
         count = _receive_count(message)

@@ -80,8 +80,10 @@ def wire_bucket(
     """Create (or update) the queue, its dead-letter queue and the bucket notification.
 
     Idempotent. The queue's RedrivePolicy sends a message to `<queue_name>-dead-letter` after
-    `max_receives` receives; the bucket notifies every s3:ObjectCreated:* (under `prefix`) and the
-    listener filters keys itself (S3 filters are case-sensitive and take one suffix per rule).
+    `max_receives` receives; its policy lets S3 send from `bucket` and from the buckets wired to it
+    before (the listener's default allow-list); the bucket notifies every s3:ObjectCreated:* (under
+    `prefix`) and the listener filters keys itself (S3 filters are case-sensitive and take one
+    suffix per rule).
     `endpoint_url` None means AWS; moto's server serves S3 and SQS on one endpoint.
     """
     try:
@@ -96,22 +98,12 @@ def _wire(
     bucket: str, sqs: Any, s3: Any, queue_name: str, max_receives: int, visibility_timeout: int, prefix: str
 ) -> QueueWiring:
     dlq_url, dlq_arn = _queue(sqs, f"{queue_name}-dead-letter", {"MessageRetentionPeriod": str(14 * 24 * 3600)})
+    previous = _current_policy(sqs, queue_name)  # read first: moto drops it on any SetQueueAttributes
     queue_url, queue_arn = _queue(sqs, queue_name, {
         "VisibilityTimeout": str(visibility_timeout),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
     })
-    bucket_arn = f"arn:aws:s3:::{bucket}"
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "s3-notifications",
-            "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}},
-        }],
-    }
+    policy = _policy_with(previous, queue_arn, bucket)
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     current = s3.get_bucket_notification_configuration(Bucket=bucket)
     current.pop("ResponseMetadata", None)
@@ -125,15 +117,61 @@ def _wire(
     return QueueWiring(queue_url, queue_arn, dlq_url, dlq_arn)
 
 
+#: Sid of the queue-policy statement `wire_bucket` owns (the buckets S3 may send from).
+_POLICY_SID = "s3-notifications"
+
+
+def _current_policy(sqs: Any, queue_name: str) -> str | None:
+    try:
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {}).get("Policy")
+
+
+def _policy_with(current: str | None, queue_arn: str, bucket: str) -> dict[str, Any]:
+    """The queue policy letting S3 send from `bucket` as well as from the buckets wired before
+    (wiring a second bucket to the queue must not take the first one's permission away); other
+    statements are kept as they are."""
+    try:
+        document = json.loads(current) if current else {}
+    except ValueError:
+        document = {}
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    statements = statements if isinstance(statements, list) else [statements]
+    ours = [st for st in statements if isinstance(st, dict) and st.get("Sid") == _POLICY_SID]
+    others = [st for st in statements if st not in ours]
+    wired = [b for st in ours for b in policy_buckets(json.dumps({"Statement": [st]}))]
+    arns = [f"arn:aws:s3:::{name}" for name in dict.fromkeys([*wired, bucket])]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [*others, {
+            "Sid": _POLICY_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": arns[0] if len(arns) == 1 else arns}},
+        }],
+    }
+
+
 # --- dead letters ------------------------------------------------------------------------------
+
+
+#: SQS's default MaximumMessageSize (body and attributes), assumed when the dead-letter queue's own
+#: cannot be read.
+DEFAULT_MAX_MESSAGE_BYTES = 262_144
 
 
 @dataclass(frozen=True)
 class DeadLetterPolicy:
-    """After `max_receives` receives a message that still fails goes to `queue_url`."""
+    """After `max_receives` receives a message that still fails goes to `queue_url`, which takes
+    messages of up to `max_message_bytes` (body and attributes together)."""
 
     max_receives: int
     queue_url: str
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 def dead_letter_policy(sqs: Any, queue_url: str, settings: Settings) -> DeadLetterPolicy:
@@ -160,4 +198,63 @@ def dead_letter_policy(sqs: Any, queue_url: str, settings: Settings) -> DeadLett
             f"{queue_url} has no dead-letter queue: give it a RedrivePolicy or set "
             "TIKTOK_PIPELINE_S3_DEAD_LETTER_QUEUE_URL (messages that keep failing must go somewhere)"
         )
-    return DeadLetterPolicy(max_receives=max_receives, queue_url=dlq_url)
+    try:
+        size = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["MaximumMessageSize"])["Attributes"]
+        max_bytes = int(size["MaximumMessageSize"])
+    except (ClientError, BotoCoreError, KeyError, ValueError):  # e.g. no sqs:GetQueueAttributes on it
+        max_bytes = DEFAULT_MAX_MESSAGE_BYTES
+    return DeadLetterPolicy(max_receives=max_receives, queue_url=dlq_url, max_message_bytes=max_bytes)
+
+
+# --- buckets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BucketAllowList:
+    """The buckets whose notifications the listener publishes, and where that list comes from."""
+
+    buckets: tuple[str, ...]
+    source: str  # the setting or the queue policy, for the start-up log line
+
+
+def policy_buckets(policy: str) -> tuple[str, ...]:
+    """The buckets a queue policy lets S3 send from: `aws:SourceArn` conditions naming one bucket
+    (`arn:aws:s3:::NAME`, as `wire_bucket` writes them). Wildcards name no bucket."""
+    try:
+        document = json.loads(policy)
+    except (ValueError, RecursionError):
+        return ()
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    found: list[str] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        conditions = statement.get("Condition")
+        for operator in ("ArnEquals", "ArnLike", "StringEquals", "StringLike"):
+            clause = conditions.get(operator) if isinstance(conditions, dict) else None
+            arns = clause.get("aws:SourceArn") if isinstance(clause, dict) else None
+            for arn in arns if isinstance(arns, list) else [arns]:
+                if isinstance(arn, str) and arn.startswith("arn:aws:s3:::"):
+                    bucket = arn.removeprefix("arn:aws:s3:::")
+                    if bucket and not any(ch in bucket for ch in "*?/"):
+                        found.append(bucket)
+    return tuple(dict.fromkeys(found))
+
+
+def bucket_allow_list(sqs: Any, queue_url: str, settings: Settings) -> BucketAllowList:
+    """TIKTOK_PIPELINE_S3_BUCKETS, else the buckets TIKTOK_PIPELINE_S3_PREFIXES names, else those the
+    queue's policy lets S3 send from; refuses to start when none of them names a bucket."""
+    if settings.s3_buckets:
+        return BucketAllowList(settings.bucket_allow_list, "TIKTOK_PIPELINE_S3_BUCKETS")
+    if named := settings.bucket_allow_list:
+        return BucketAllowList(named, "the buckets TIKTOK_PIPELINE_S3_PREFIXES names")
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"]).get("Attributes", {})
+    except (ClientError, BotoCoreError) as exc:
+        raise ListenerError(f"cannot read the policy of {queue_url}: {exc}") from exc
+    if buckets := policy_buckets(attributes.get("Policy", "")):
+        return BucketAllowList(buckets, "the queue policy")
+    raise ListenerError(
+        f"cannot tell which buckets' notifications to publish: set TIKTOK_PIPELINE_S3_BUCKETS (the policy of "
+        f"{queue_url} names no bucket, and TIKTOK_PIPELINE_S3_PREFIXES no s3://BUCKET/ prefix)"
+    )

@@ -64,3 +64,55 @@ def test_bad_input_exits_2_with_one_line(media, tmp_path: Path, name: str, optio
     assert done.stdout == "" and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
     assert done.stderr.startswith("error: ")
     assert list(tmp_path.iterdir()) == []
+
+
+def run_in_process(*args: str | Path):
+    """The same command in this process (Typer's CliRunner): for the many refusals that need no ffmpeg."""
+    from typer.testing import CliRunner
+
+    from deployments.cli import build_app
+
+    return CliRunner().invoke(build_app(), [str(a) for a in args])
+
+
+def test_outputs_that_cannot_be_written_exit_2_before_ffmpeg_runs(media, tmp_path: Path) -> None:
+    source = tmp_path / "in.mp4"
+    source.write_bytes(media.path("compliant").read_bytes())
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_bytes(b"")
+    link = tmp_path / "link.mp4"
+    link.hardlink_to(source)
+    cases = {
+        source: "is INPUT: write the TikTok-ready file elsewhere",
+        tmp_path / "." / "in.mp4": "is INPUT",
+        link: "is INPUT",  # the same file under another name
+        tmp_path / "missing" / "out.mp4": f"the folder of OUTPUT, {tmp_path / 'missing'}, does not exist: create it first",
+        tmp_path / "a-file" / "out.mp4": "is a file, not a folder",
+        tmp_path / "folder": "is a folder: give the path of the file to write",
+    }
+    for output, words in cases.items():
+        done = run_in_process("transcode", source, output)
+        assert done.exit_code == 2, done.output
+        assert done.stdout == "" and len(done.stderr.splitlines()) == 1 and words in done.stderr, done.stderr
+    done = cli("transcode", source, source)  # as a shell runs it: no ValueError traceback
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"error: OUTPUT {source} is INPUT: write the TikTok-ready file elsewhere (the input is never overwritten)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "folder", "in.mp4", "link.mp4"]
+    assert source.read_bytes() == media.path("compliant").read_bytes()
+
+
+def test_inputs_that_are_not_regular_files_exit_2_unopened(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.mp4"
+    os.mkfifo(fifo)  # opening it would block: it must not be opened
+    (tmp_path / "folder.mp4").mkdir()
+    cases = {fifo: f"error: {fifo} is a FIFO, not a video file", "/dev/zero": "error: /dev/zero is a device, not a video file",
+             tmp_path / "folder.mp4": f"error: {tmp_path / 'folder.mp4'} is a directory, not a video file",
+             tmp_path / "missing.mp4": f"error: no such file: {tmp_path / 'missing.mp4'}"}
+    for command in ("probe", "transcode"):
+        for source, line in cases.items():
+            argv = [command, source] + ([tmp_path / "out.mp4"] if command == "transcode" else [])
+            done = run_in_process(*argv)
+            assert done.exit_code == 2 and done.stderr.splitlines() == [line], done.stderr
+    assert not (tmp_path / "out.mp4").exists()

@@ -1,4 +1,4 @@
-"""`tiktok-pipeline posts list/show/discard` and `accounts export` against a real SQLite ledger
+"""`tiktok-pipeline posts list/show/discard/resolve` and `accounts export` against a real SQLite ledger
 (no Prefect): rows are made through `Ledger`, the commands run through Typer's CliRunner."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
-from ledger import Ledger, PostState, PublishMode, TokenGrant, generate_key
+from ledger import IllegalTransition, Ledger, PostState, PublishMode, TokenGrant, generate_key
 from deployments.cli import build_app
 from deployments.cli.filters import InvalidFilter, parse_since, parse_states
 
@@ -39,8 +39,8 @@ def _json(result: Result) -> object:
     return json.loads(result.stdout)
 
 
-def _fails_with_one_line(result: Result, text: str) -> None:
-    assert result.exit_code == 1, result.output
+def _fails_with_one_line(result: Result, text: str, code: int = 1) -> None:
+    assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], result.stderr
     assert result.stdout == ""
@@ -249,6 +249,225 @@ def test_discard_twice_and_unknown_post(history: History) -> None:
     assert _run("posts", "discard", str(post_id)).exit_code == 0
     _fails_with_one_line(_run("posts", "discard", str(post_id)), f"post {post_id} is discarded")
     _fails_with_one_line(_run("posts", "discard", "999"), "no post with id 999")
+
+
+# --- posts resolve -----------------------------------------------------------------------------------
+
+PERSON = "alice-ops"
+
+
+@pytest.fixture
+def person(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The operating-system user running the command (getpass reads LOGNAME first)."""
+    monkeypatch.setenv("LOGNAME", PERSON)
+    return PERSON
+
+
+def _unconfirmed(history: History, key: str, publish_id: str | None = None) -> int:
+    """An unconfirmed post of `brand`: without publish_id, after an init whose answer was lost (what
+    earlier versions left); with one, after polling gave up on TikTok's processing."""
+    with Ledger(history.url) as book:
+        created, _ = book.create_or_get_post(key, account_name="brand", source_uri=f"s3://in/{key}.mp4",
+                                             content_sha256=key.ljust(64, "0"), caption=f"caption {key}",
+                                             mode=PublishMode.direct)
+        post = book.reserve_slot(book.transition(created, PostState.media_ready))
+        attempt = book.record_init_attempt(post)
+        if publish_id is None:
+            book.mark_attempt_lost(attempt, "no answer (read timeout)")
+            post = book.transition(post, PostState.unconfirmed, message="init answer lost",
+                                   error_code="InitAnswerLost", error_message="no answer (read timeout)")
+        else:
+            post = book.record_publish_id(attempt, publish_id)
+            for state in (PostState.uploaded, PostState.processing, PostState.unconfirmed):
+                post = book.transition(post, state)
+        assert post.state is PostState.unconfirmed and post.publish_id == publish_id
+        return post.id
+
+
+def _refused(result: Result, text: str) -> None:
+    _fails_with_one_line(result, text, code=2)
+
+
+def test_resolve_published_records_who_why_and_the_url(history: History, person: str) -> None:
+    post_id = _unconfirmed(history, "lost-init")
+    url = "https://www.tiktok.com/@brand_tt/video/7399000000000000001"
+    result = _run("posts", "resolve", str(post_id), "--published", "--post-url", url, "--reason", "on the profile at 09:12")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"post {post_id} (direct, brand) recorded as published by {person} at {url}; it was unconfirmed"]
+    with history.ledger() as book:
+        post = book.get_post(post_id)
+        last = book.post_events(post_id)[-1]
+    assert post.state is PostState.published and post.share_url == url and post.published_at is not None
+    assert (last.from_state, last.to_state, last.kind) == (PostState.unconfirmed, PostState.published, "transition")
+    assert last.message == "resolved by a person: on the profile at 09:12"
+    assert last.data == {"share_url": url, "resolved_by": person, "verdict": "published"}
+    listed = _json(_run("posts", "list", "--status", "published", "--json"))
+    assert post_id in [p["id"] for p in listed]
+
+
+def test_resolve_published_without_a_url(history: History, person: str) -> None:
+    post_id = _unconfirmed(history, "lost-init")
+    result = _run("posts", "resolve", str(post_id), "--published")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"post {post_id} (direct, brand) recorded as published by {person}; it was unconfirmed\n"
+    with history.ledger() as book:
+        post = book.get_post(post_id)
+        last = book.post_events(post_id)[-1]
+    assert post.state is PostState.published and post.share_url is None
+    assert last.message == "resolved by a person: seen in the creator's TikTok app"
+    assert last.data == {"resolved_by": person, "verdict": "published"}
+
+
+def test_resolve_not_posted_fails_the_post_so_its_request_can_run_again(history: History, person: str) -> None:
+    post_id = _unconfirmed(history, "lost-init")
+    result = _run("posts", "resolve", str(post_id), "--not-posted", "--reason", "not on the profile, not in drafts")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"post {post_id} (direct, brand) recorded as not posted (failed, resolved_not_posted) by {person}; "
+        "running the same request again posts it anew"]
+    with history.ledger() as book:
+        post = book.get_post(post_id)
+        events = book.post_events(post_id)
+        assert post.state is PostState.failed and post.publish_id is None
+        assert (post.error_code, post.error_message) == ("resolved_not_posted", "not on the profile, not in drafts")
+        last = events[-1]
+        assert (last.from_state, last.to_state) == (PostState.unconfirmed, PostState.failed)
+        assert last.message == "resolved by a person: not on the profile, not in drafts"
+        assert last.data == {"error_code": "resolved_not_posted", "error_message": "not on the profile, not in drafts",
+                             "resolved_by": person, "verdict": "not_posted"}
+    shown = _json(_run("posts", "show", str(post_id), "--json"))
+    assert shown["events"][-1]["data"]["verdict"] == "not_posted"
+    with history.ledger() as book:  # what the output promises: the same request can take the post up again
+        assert book.retry_before_init(post_id, "tried again").state is PostState.queued
+
+
+def test_resolve_not_posted_default_reason(history: History, person: str) -> None:
+    post_id = _unconfirmed(history, "lost-init")
+    assert _run("posts", "resolve", str(post_id), "--not-posted").exit_code == 0
+    with history.ledger() as book:
+        post = book.get_post(post_id)
+        last = book.post_events(post_id)[-1]
+    assert post.error_message == "not in the creator's TikTok app"
+    assert last.message == "resolved by a person: not in the creator's TikTok app"
+
+
+def test_resolve_refuses_a_post_with_a_publish_id_unless_forced(history: History, person: str) -> None:
+    post_id = _unconfirmed(history, "polled-out", publish_id="v_unc_1")
+    with history.ledger() as book:
+        before = book.post_events(post_id)
+    _refused(_run("posts", "resolve", str(post_id), "--not-posted"),
+             f"post {post_id} is unconfirmed with publish_id v_unc_1: the cleanup flow reconciles it through "
+             "TikTok's status/fetch, which is authoritative; wait for it, or pass --force")
+    with history.ledger() as book:
+        assert book.post_events(post_id) == before and book.get_post(post_id).state is PostState.unconfirmed
+
+    result = _run("posts", "resolve", str(post_id), "--not-posted", "--force", "--reason", "deleted by the creator")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"post {post_id} (direct, brand) recorded as not posted (failed, resolved_not_posted) by {person}; it reached "
+        "TikTok as v_unc_1, so running its request again sends nothing"]
+    with history.ledger() as book:
+        post = book.get_post(post_id)
+        assert post.state is PostState.failed and post.publish_id == "v_unc_1"
+        assert book.post_events(post_id)[-1].data == {
+            "error_code": "resolved_not_posted", "error_message": "deleted by the creator", "resolved_by": person,
+            "verdict": "not_posted", "forced": True}
+        with pytest.raises(IllegalTransition, match="at TikTok"):  # what the output promises
+            book.retry_before_init(post, "tried again")
+
+
+def test_resolve_published_forced(history: History, person: str) -> None:
+    post_id = _unconfirmed(history, "polled-out", publish_id="v_unc_2")
+    url = "https://tiktok.com/@brand_tt/video/7399000000000000002"
+    result = _run("posts", "resolve", str(post_id), "--published", "--force", "--post-url", url)
+    assert result.exit_code == 0, result.output
+    with history.ledger() as book:
+        post = book.get_post(post_id)
+        assert (post.state, post.share_url, post.publish_id) == (PostState.published, url, "v_unc_2")
+        assert book.post_events(post_id)[-1].data == {"share_url": url, "resolved_by": person, "verdict": "published",
+                                                      "forced": True}
+
+
+def _processing(history: History) -> int:
+    with Ledger(history.url) as book:
+        created, _ = book.create_or_get_post("slow", account_name="brand", source_uri="s3://in/slow.mp4",
+                                             content_sha256="slow".ljust(64, "0"), caption="slow", mode=PublishMode.direct)
+        post = book.transition(book.reserve_slot(book.transition(created, PostState.media_ready)), PostState.initialized,
+                               publish_id="v_slow_1")
+        return book.transition(book.transition(post, PostState.uploaded), PostState.processing).id
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [("published", "post {id} is published: nothing to resolve"),
+     ("failed", "post {id} is failed: nothing to resolve"),
+     ("processing", "post {id} is processing: TikTok is processing it and the cleanup flow reconciles it through "
+                    "status/fetch; only unconfirmed posts are resolved by hand"),
+     ("inbox", "post {id} is sent_to_inbox: it is a draft in the creator's TikTok inbox"),
+     ("held", "post {id} is media_ready: it is a hold draft: release it (`tiktok-pipeline posts release {id}`)"),
+     ("queued", "post {id} is queued: it has not reached TikTok; a run sends it, or `tiktok-pipeline posts discard {id}`")],
+)
+def test_resolve_refuses_posts_that_are_not_unconfirmed(history: History, person: str, key: str, text: str) -> None:
+    post_id = _processing(history) if key == "processing" else history.ids[key]
+    with history.ledger() as book:
+        before = book.get_post(post_id), book.post_events(post_id)
+    for verdict in ("--published", "--not-posted"):
+        _refused(_run("posts", "resolve", str(post_id), verdict, "--force"), text.format(id=post_id))
+    with history.ledger() as book:
+        assert (book.get_post(post_id), book.post_events(post_id)) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [([], "give exactly one of --published or --not-posted"),
+     (["--published", "--not-posted"], "give exactly one of --published or --not-posted"),
+     (["--not-posted", "--post-url", "https://www.tiktok.com/@brand_tt/video/1"], "--post-url goes with --published"),
+     (["--not-posted", "--reason", "  "], "--reason must not be empty"),
+     (["--published", "--post-url", "http://www.tiktok.com/@brand_tt/video/1"], "--post-url must be an https URL on tiktok.com"),
+     (["--published", "--post-url", "https://tiktok.com.evil.example/@brand_tt/video/1"], "got 'https://tiktok.com.evil.example"),
+     (["--published", "--post-url", "https://www.tiktok.com@evil.example/video/1"], "--post-url must be an https URL"),
+     (["--published", "--post-url", "https://nottiktok.com/video/1"], "--post-url must be an https URL"),
+     (["--published", "--post-url", "https://[www.tiktok.com/video/1"], "--post-url must be an https URL"),
+     (["--published", "--post-url", "www.tiktok.com/@brand_tt/video/1"], "--post-url must be an https URL")],
+)
+def test_resolve_refuses_an_unclear_verdict(history: History, person: str, args: list[str], text: str) -> None:
+    post_id = _unconfirmed(history, "lost-init")
+    with history.ledger() as book:
+        before = book.post_events(post_id)
+    _refused(_run("posts", "resolve", str(post_id), *args), text)
+    with history.ledger() as book:
+        assert book.get_post(post_id).state is PostState.unconfirmed and book.post_events(post_id) == before
+
+
+def test_resolve_unknown_post_and_twice(history: History, person: str) -> None:
+    _refused(_run("posts", "resolve", "999", "--not-posted"), "no post with id 999")
+    post_id = _unconfirmed(history, "lost-init")
+    assert _run("posts", "resolve", str(post_id), "--not-posted").exit_code == 0
+    _refused(_run("posts", "resolve", str(post_id), "--published"), f"post {post_id} is failed: nothing to resolve")
+
+
+def test_resolve_refuses_a_post_that_moved_on_after_it_was_read(
+    history: History, person: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cleanup flow takes the post from unconfirmed to processing between the command's read and its
+    write: the ledger's check under the row lock refuses the verdict (processing -> failed alone is legal)."""
+    post_id = _unconfirmed(history, "polled-out", publish_id="v_unc_3")
+    read = Ledger.get_post
+
+    def read_then_cleanup_moves_it(self: Ledger, wanted: int) -> object:
+        seen = read(self, wanted)
+        with Ledger(history.url) as cleanup:
+            cleanup.transition(wanted, PostState.processing, message="reconciled: TikTok is processing it")
+        return seen
+
+    monkeypatch.setattr(Ledger, "get_post", read_then_cleanup_moves_it)
+    _refused(_run("posts", "resolve", str(post_id), "--not-posted", "--force"),
+             f"post {post_id} is processing, no longer unconfirmed: it was not moved to failed")
+    monkeypatch.undo()
+    with history.ledger() as book:
+        assert book.get_post(post_id).state is PostState.processing
+        assert [e.to_state for e in book.post_events(post_id)][-2:] == [PostState.unconfirmed, PostState.processing]
 
 
 # --- accounts export ---------------------------------------------------------------------------------

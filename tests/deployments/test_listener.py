@@ -9,6 +9,7 @@ tests/flows/test_s3_events.py, under the Prefect test server.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import signal
@@ -33,10 +34,13 @@ from deployments.listener import (
     QueueWiring,
     Readiness,
     VisibilityKeeper,
+    bucket_allow_list,
     dead_letter_policy,
+    policy_buckets,
     wire_bucket,
 )
-from publishing.s3_events import parse_notification
+from deployments.listener.daemon import _MAX_REASON
+from publishing.s3_events import ObjectCreated, parse_notification
 from tiktok_pipeline.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +129,9 @@ def test_listener_refuses_to_start_misconfigured(wiring: QueueWiring) -> None:
         Listener(_settings(wiring, s3_queue_url=None))
     with pytest.raises(ListenerError, match="unknown field"):
         Listener(_settings(wiring, s3_prefix_defaults={"a/": {"privacy": "SELF_ONLY"}}))
+    # `listen --queue-url` puts the URL in without the settings' own check.
+    with pytest.raises(ListenerError, match=r"TIKTOK_PIPELINE_S3_QUEUE_URL or --queue-url\): 'my-queue' is not an http"):
+        Listener(_settings(wiring).model_copy(update={"s3_queue_url": "my-queue"}))
 
 
 def test_test_event_sidecars_and_other_files_are_deleted_without_a_run(wiring: QueueWiring, s3_bucket: str, s3, sqs) -> None:
@@ -230,3 +237,200 @@ def test_listen_wires_the_bucket_and_stops_cleanly_on_sigterm(s3_bucket: str, mo
     assert f"s3://{s3_bucket} notifies {queue_url} (dead letters: {queue_url}-dead-letter)" in output
     assert f"listening to {queue_url} (dead letters after 5 receives to {queue_url}-dead-letter)" in output
     assert "SIGTERM: stopping after the message in hand" in output and f"stopped listening to {queue_url}" in output
+
+
+
+# --- malformed notifications and the bucket allow-list --------------------------------------------
+
+
+def _s3_record(bucket: str, key: str = "in/clip.mp4", **object_fields: object) -> dict:
+    return {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "eventTime": "2026-11-22T00:00:00.000Z",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 5, "eTag": "0123abcd", **object_fields}}}
+
+
+def _hostile(bucket: str) -> dict[str, tuple[str, str]]:
+    """Bodies that are, or claim to be, notifications of `bucket`, and the reason each must give."""
+    def one(**fields: object) -> str:
+        return json.dumps({"Records": [_s3_record(bucket, **fields)]})
+
+    return {
+        "non-numeric size": (one(size="12x"), "invalid `s3.object.size` '12x'"),
+        "negative size": (one(size=-5), "invalid `s3.object.size` '-5'"),
+        "deeply nested": ('{"Records": [' + "[" * 20_000 + "]" * 20_000 + "]}", "nested too deeply"),
+        "key of the wrong type": (one(key={"k": 1}), "has a `s3.object.key` that is an object, not a string"),
+        "no eTag": (json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+            "bucket": {"name": bucket}, "object": {"key": "in/x.mp4"}}}]}), "lacks `s3.object.eTag`"),
+        "bad percent-encoding": (one(key="in/50%+off.mp4"), "a % at position 5 is not followed by two hex digits"),
+        "escapes that are not UTF-8": (one(key="in/%C3%28.mp4"), "its percent-escapes are not UTF-8"),
+        "a lone surrogate": (one(key="in/clip.mp4").replace("in/clip.mp4", "in/\\udc80.mp4"), "not valid Unicode"),
+        "huge": (json.dumps({"Records": [_s3_record(bucket)], "pad": "x" * 100_000}), "bytes; an S3 notification is"),
+        "not an S3 event": ('{"hello": "world"}', "no S3 `Records` list"),
+        "an ESC in the key": (one(key="in/%1B%5B31m.mp4", size="big"), "invalid `s3.object.size` 'big'"),
+    }
+
+
+def _no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert all(r.exc_info is None for r in shown), [r.getMessage() for r in shown if r.exc_info]
+    assert all("\n" not in r.getMessage() and "\x1b" not in r.getMessage() for r in shown)
+
+
+def test_malformed_notifications_are_dead_lettered_on_their_first_receive(
+    wiring: QueueWiring, s3_bucket: str, sqs, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = Listener(_settings(wiring))
+    _drain(listener)  # the test event
+    hostile = _hostile(s3_bucket)
+    for body, _ in hostile.values():
+        sqs.send_message(QueueUrl=wiring.queue_url, MessageBody=body)
+    with caplog.at_level(logging.DEBUG, logger="tiktok_pipeline.listener"):
+        outcomes = _drain(listener)
+    assert len(outcomes) == len(hostile)
+    assert [(o.action, o.receive_count, o.dispatched) for o in outcomes] == [(Action.dead_lettered, 1, ())] * len(hostile)
+    assert all(o.problems == o.refused and o.refused for o in outcomes)
+    dead = {m["Body"]: m for m in _all_messages(sqs, wiring.dead_letter_queue_url) + _all_messages(
+        sqs, wiring.dead_letter_queue_url)}
+    for name, (body, reason) in hostile.items():
+        attributes = dead[body]["MessageAttributes"]  # the body as it came, for a replay
+        assert reason in attributes[REASON_ATTRIBUTE]["StringValue"], name
+        assert attributes[RECEIVES_ATTRIBUTE]["StringValue"] == "1"
+    assert _all_messages(sqs, wiring.queue_url) == []
+    _no_tracebacks(caplog)
+
+
+def _other_bucket(moto_server, s3, wiring: QueueWiring) -> str:
+    """Another bucket whose notifications reach the same queue (the wiring's policy names only its own)."""
+    other = f"other-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=other)
+    s3.put_bucket_notification_configuration(Bucket=other, NotificationConfiguration={"QueueConfigurations": [
+        {"Id": "elsewhere", "QueueArn": wiring.queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
+    return other
+
+
+PUBLISHABLE = {"tiktok-accounts": "main", "tiktok-privacy": "SELF_ONLY", "tiktok-caption": "not ours"}
+
+
+def test_a_notification_from_another_bucket_is_dead_lettered_never_published(
+    wiring: QueueWiring, s3_bucket: str, moto_server, s3, sqs, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = _other_bucket(moto_server, s3, wiring)
+    listener = Listener(_settings(wiring))
+    assert listener.buckets.buckets == (s3_bucket,) and listener.buckets.source == "the queue policy"
+    _drain(listener)  # the test events
+    s3.put_object(Bucket=other, Key="in/clip.mp4", Body=b"video", Metadata=PUBLISHABLE)  # a valid request
+    dispatched: list[ObjectCreated] = []
+    listener.dispatch = lambda record: dispatched.append(record) or "run"  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="tiktok_pipeline.listener"):
+        (outcome,) = _drain(listener)
+    assert outcome.action is Action.dead_lettered and outcome.receive_count == 1 and dispatched == []
+    (reason,) = outcome.refused
+    assert reason == (f"s3://{other}/in/clip.mp4: the bucket '{other}' is not one this listener publishes "
+                      f"({s3_bucket}, from the queue policy)")
+    (dead,) = _all_messages(sqs, wiring.dead_letter_queue_url)
+    assert parse_notification(dead["Body"]).created[0].bucket == other
+    assert dead["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] == reason
+    assert any(reason in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+    # The same upload to the listener's own bucket is checked and dispatched.
+    s3.put_object(Bucket=s3_bucket, Key="in/clip.mp4", Body=b"video", Metadata=PUBLISHABLE)
+    (outcome,) = _drain(listener)
+    assert outcome.action is Action.deleted and [r.bucket for r in dispatched] == [s3_bucket]
+
+
+def test_the_allow_list_comes_from_the_settings_first(wiring: QueueWiring, s3_bucket: str, moto_server, s3, sqs) -> None:
+    other = _other_bucket(moto_server, s3, wiring)
+    only_other = Listener(_settings(wiring, s3_buckets=other))
+    assert only_other.buckets.buckets == (other,) and only_other.buckets.source == "TIKTOK_PIPELINE_S3_BUCKETS"
+    by_prefix = Listener(_settings(wiring, s3_prefixes=f"s3://{other}/in/, s3://{s3_bucket}/in/, shared/"))
+    assert by_prefix.buckets.buckets == (other, s3_bucket)
+    assert by_prefix.buckets.source == "the buckets TIKTOK_PIPELINE_S3_PREFIXES names"
+    _drain(only_other)
+    s3.put_object(Bucket=s3_bucket, Key="in/clip.mp4", Body=b"video", Metadata=PUBLISHABLE)
+    (outcome,) = _drain(only_other)
+    assert outcome.action is Action.dead_lettered and outcome.refused == (
+        f"s3://{s3_bucket}/in/clip.mp4: the bucket '{s3_bucket}' is not one this listener publishes "
+        f"({other}, from TIKTOK_PIPELINE_S3_BUCKETS)",)
+
+
+def test_a_listener_that_cannot_tell_its_buckets_refuses_to_start(wiring: QueueWiring, sqs) -> None:
+    bare = sqs.create_queue(QueueName=f"bare-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    settings = _settings(wiring, s3_queue_url=bare, s3_dead_letter_queue_url=wiring.dead_letter_queue_url)
+    with pytest.raises(ListenerError, match="cannot tell which buckets' notifications to publish: set "
+                                            "TIKTOK_PIPELINE_S3_BUCKETS"):
+        Listener(settings)
+    assert bucket_allow_list(sqs, bare, settings.model_copy(update={"s3_buckets": ["media"]})).buckets == ("media",)
+
+
+@pytest.mark.parametrize(("policy", "buckets"), [
+    ({"Statement": [{"Effect": "Allow", "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::media"}}}]},
+     ("media",)),
+    ({"Statement": {"Effect": "Allow", "Condition": {"ArnLike": {"aws:SourceArn": ["arn:aws:s3:::a-1",
+                                                                                   "arn:aws:s3:::b-*"]}}}},
+     ("a-1",)),  # a wildcard names no bucket
+    ({"Statement": [{"Effect": "Deny", "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::media"}}}]}, ()),
+    ({"Statement": [{"Effect": "Allow", "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}}}]},
+     ()),
+    ({"Statement": [{"Effect": "Allow"}]}, ()),
+    ("not json", ()),
+    ([1, 2], ()),
+])
+def test_the_buckets_a_queue_policy_names(policy: object, buckets: tuple[str, ...]) -> None:
+    assert policy_buckets(policy if isinstance(policy, str) else json.dumps(policy)) == buckets
+
+
+class _Buggy(Listener):
+    def check(self, record: ObjectCreated):  # type: ignore[no-untyped-def]
+        raise KeyError("a bug nobody classified")
+
+
+def test_an_unexpected_error_is_one_line_then_dead_lettered_with_its_reason(
+    wiring: QueueWiring, s3_bucket: str, s3, sqs, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = _Buggy(_settings(wiring))
+    _drain(listener)
+    s3.put_object(Bucket=s3_bucket, Key="in/clip.mp4", Body=b"video", Metadata=PUBLISHABLE)
+    with caplog.at_level(logging.INFO, logger="tiktok_pipeline.listener"):
+        outcomes = _drain(listener)  # retry delay 0: every receive at once
+    assert [(o.action, o.receive_count) for o in outcomes] == [(Action.retry, 1), (Action.retry, 2),
+                                                               (Action.dead_lettered, 3)]
+    problem = "unexpected error while handling it: KeyError: 'a bug nobody classified'"
+    assert all(o.problems == (problem,) and o.refused == () for o in outcomes)
+    (dead,) = _all_messages(sqs, wiring.dead_letter_queue_url)
+    assert dead["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] == problem
+    _no_tracebacks(caplog)
+
+
+def test_the_reason_gives_way_to_the_body_in_a_full_dead_letter_queue(wiring: QueueWiring, sqs) -> None:
+    limit = 70_000
+    sqs.set_queue_attributes(QueueUrl=wiring.dead_letter_queue_url, Attributes={"MaximumMessageSize": str(limit)})
+    listener = Listener(_settings(wiring))
+    assert listener.policy.max_message_bytes == limit
+    _drain(listener)
+    body = "x" * (limit - 120)  # too big to be a notification, and leaving 120 bytes for the attributes
+    sqs.send_message(QueueUrl=wiring.queue_url, MessageBody=body)
+    (outcome,) = _drain(listener)
+    assert outcome.action is Action.dead_lettered
+    (dead,) = _all_messages(sqs, wiring.dead_letter_queue_url)
+    attributes = dead["MessageAttributes"]
+    size = len(dead["Body"].encode()) + sum(len(name) + len(a["DataType"]) + len(a["StringValue"].encode())
+                                            for name, a in attributes.items())
+    assert dead["Body"] == body and size <= limit  # what SQS counts against MaximumMessageSize
+    reason = attributes[REASON_ATTRIBUTE]["StringValue"]  # cut to what is left: 120 minus the names and types
+    assert reason == f"message body is {limit - 120} bytes; an S3 notification is a few KB"[:53] + "..."
+    assert _MAX_REASON > len(outcome.problems[0]) > len(reason)
+
+
+def test_wiring_a_second_bucket_keeps_the_first_ones_permission(s3_bucket: str, moto_server, s3, sqs) -> None:
+    name = f"q-{uuid.uuid4().hex[:10]}"
+    second = f"second-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=second)
+    first = wire_bucket(s3_bucket, endpoint_url=moto_server.endpoint_url, queue_name=name)
+    wire_bucket(second, endpoint_url=moto_server.endpoint_url, queue_name=name)
+    again = wire_bucket(s3_bucket, endpoint_url=moto_server.endpoint_url, queue_name=name)  # idempotent
+    policy = sqs.get_queue_attributes(QueueUrl=first.queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
+    assert policy_buckets(policy) == (s3_bucket, second) and again == first
+    (statement,) = json.loads(policy)["Statement"]
+    assert statement["Resource"] == first.queue_arn and statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    listener = Listener(load_settings(s3_queue_url=first.queue_url, s3_wait_seconds=1))
+    assert listener.buckets.buckets == (s3_bucket, second) and listener.buckets.source == "the queue policy"

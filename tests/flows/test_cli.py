@@ -25,7 +25,7 @@ def test_publish_prints_one_row_per_account_and_exits_zero(pipeline, media) -> N
 def test_publish_exits_non_zero_when_an_account_fails(pipeline, media) -> None:
     source = pipeline.upload(media.path("compliant"), "in/cli.mp4")
     result = runner.invoke(app, ["publish", source, "-a", "main", "-a", "private", "--privacy", "PUBLIC_TO_EVERYONE"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a privacy level the creator does not offer: refused input
     assert "failed" in result.output and "published" in result.output
     assert "error: 1 of 2 accounts not posted — private: privacy PUBLIC_TO_EVERYONE" in result.output
     # The refused post is in the history, with the reason.
@@ -34,14 +34,14 @@ def test_publish_exits_non_zero_when_an_account_fails(pipeline, media) -> None:
     assert "private" in history.output and "PrivacyNotAllowed" in history.output and "main" not in history.output
 
 
-def test_publish_of_a_missing_source_exits_non_zero_and_lists_the_failed_posts(pipeline) -> None:
+def test_publish_of_a_missing_source_is_refused_before_any_run_in_one_line(pipeline) -> None:
     missing = f"s3://{pipeline.bucket}/not-there.mp4"
     result = runner.invoke(app, ["publish", missing, "-a", "main", "-a", "nobody", "--privacy", "SELF_ONLY"])
-    assert result.exit_code == 1, result.output
-    assert "S3 object not found" in result.output and "tiktok-pipeline accounts connect nobody" in result.output
+    assert result.exit_code == 2, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "S3 object not found" in line and "tiktok-pipeline accounts connect nobody" in line
     history = runner.invoke(app, ["posts", "list", "--status", "failed", "--json"])
-    (post,) = json.loads(history.output)  # `nobody` is not connected: no row to record it in
-    assert post["account_name"] == "main" and post["source_uri"] == missing and post["error_code"] == "SourceNotFound"
+    assert json.loads(history.output) == []  # refused before the run: no post, nothing sent
 
 
 def test_publish_refuses_a_request_without_privacy(pipeline) -> None:

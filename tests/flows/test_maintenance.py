@@ -1,5 +1,5 @@
 """The scheduled flows: refresh-tokens (with the account-health table) and cleanup (retry of crashed
-publish runs, sweeper, reconciliation with status/fetch)."""
+publish runs, sweeper, reconciliation with status/fetch, redelivery of the webhook outbox)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noq
 from flows.maintenance import cleanup, refresh_tokens
 from publishing import PublishRequest
 from flows.publish import publish_video
-from ledger import AccountStatus, PostState
+from ledger import AccountStatus, DeliveryStatus, PostState
+from publishing import webhooks
+from sandbox import free_port
 from tasks import maintenance as maintenance_tasks
 from publishing.workdirs import make_work_dir
 from tasks.maintenance import (
@@ -38,6 +40,7 @@ from tasks.maintenance import (
     retry_idempotency_key,
 )
 from tests.flows.helpers import artifact
+from tests.plugins.webhook_receiver import receiver
 
 
 def _request(source: str, **overrides) -> PublishRequest:
@@ -291,3 +294,41 @@ def test_crash_retry_plan() -> None:
     assert actions(run(1, "CRASHED", {"a": 1, "b": 2}), run(2, "COMPLETED", {"b": 2, "a": 1})) == [("skip", "r1", 1)]
     assert sorted(actions(run(1, "CRASHED", {"a": 1}), run(2, "CRASHED", {"a": 2}))) == \
         [("retry", "r1", 1), ("retry", "r2", 1)]
+
+
+# --- the webhook outbox ----------------------------------------------------------------------------
+
+
+def test_cleanup_redelivers_the_webhook_a_receiver_that_was_down_missed(
+    pipeline, media, monkeypatch, asserting_and_emitting_events_worker: EventsWorker  # noqa: F811
+) -> None:
+    """A publish run announces its outcome while the receiver is down (connection refused, no retries
+    left): the delivery stays in the outbox, and the first cleanup after the receiver is back delivers
+    it, with the id of the run's Prefect event. Redelivery delays are cut to nothing here (the ledger's
+    clock is real time in flow tests); their schedule is tested in tests/publishing/test_webhooks.py."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hooks/tiktok"
+    for name, value in {"URLS": url, "SECRET": "whsec_cleanup", "RETRIES": "0", "RETRY_BACKOFF": "0",
+                        "TIMEOUT": "5"}.items():
+        monkeypatch.setenv(f"TIKTOK_PIPELINE_WEBHOOK_{name}", value)
+    monkeypatch.setattr(webhooks, "redelivery_delay", lambda attempts: timedelta(0))
+    source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")
+    [result] = publish_video(_request(source))
+    assert result.state is PostState.published
+    [delivery] = pipeline.ledger().webhook_deliveries(post_id=result.post_id)
+    assert (delivery.status, delivery.attempts, delivery.event_type) == (DeliveryStatus.pending, 1, "tiktok.post.published")
+
+    down = cleanup()  # still down: tried again, kept
+    assert (down["webhooks_redelivered"], down["webhooks_failed"], down["webhooks_pending"]) == (0, 1, 1)
+    with receiver(port=port) as hook:
+        back = cleanup()
+    assert (back["webhooks_redelivered"], back["webhooks_pending"], back["webhooks_given_up"]) == (1, 0, 0)
+    [received] = hook.deliveries
+    assert received.verified("whsec_cleanup") and received.event["data"]["post_id"] == result.post_id
+    asserting_and_emitting_events_worker.wait_until_empty()
+    [announced] = [e for e in asserting_and_emitting_events_worker._client.events
+                   if e.event == "tiktok.post.published" and e.resource.id == f"tiktok.post.{result.post_id}"]
+    assert received.event["id"] == str(announced.id) == delivery.event_id  # the same event, not a new one
+    kept = pipeline.ledger().get_webhook_delivery(delivery.id)
+    assert (kept.status, kept.attempts) == (DeliveryStatus.delivered, 3)
+    assert cleanup()["webhooks_redelivered"] == 0  # delivered: never sent again

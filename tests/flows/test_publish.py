@@ -12,6 +12,7 @@ from prefect.events.worker import EventsWorker
 from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: F401 (fixture)
 
 from publishing import PublishRequest
+from publishing.sources import safe_local_name
 from flows.publish import publish_video
 from ledger import PostState
 from tests.flows.helpers import artifact, artifacts_of, flow_run_of, run_publish, task_runs_of
@@ -65,7 +66,9 @@ def test_happy_path_two_accounts_transcodes_once_and_posts_each(pipeline, media,
     progress = {a.description: a.data for a in artifacts_of(state) if a.type == "progress"}
     uploads = [d for d in progress if d.startswith("Uploaded ") and "to Studio Main in 1 chunk(s)" in d]
     assert len(uploads) == 1 and results[0].publish_id in uploads[0] and progress[uploads[0]] == 100.0, progress
-    assert any(d.startswith("landscape clip.mp4: transcode") and progress[d] == 100.0 for d in progress), progress
+    local = safe_local_name("in/landscape clip.mp4")  # the working copy: readable, with a hash of the key
+    assert local.startswith("landscape clip-") and local.endswith(".mp4")
+    assert any(d.startswith(f"{local}: transcode") and progress[d] == 100.0 for d in progress), progress
     table = json.loads(artifact(state, "publish-results").data)
     assert [(row["account"], row["nickname"], row["state"], row["privacy"], row["publish_id"]) for row in table] == [
         (r.account, r.nickname, "published", "MUTUAL_FOLLOW_FRIENDS", r.publish_id) for r in results]

@@ -356,3 +356,17 @@ def test_an_object_whose_request_a_creator_refuses_ends_failed_with_the_reason(p
     invalid = publish_s3_object(pipeline.bucket, key, etag, return_state=True)
     assert invalid.is_failed() and "privacy_level" in invalid.message and "sidecar" in invalid.message
     assert len(pipeline.sandbox.posts()) == 1
+
+
+def test_an_object_of_a_bucket_the_settings_do_not_allow_is_not_published(pipeline, media, monkeypatch) -> None:
+    """A publish-s3-object run started by hand (or by another trigger) for another bucket fails, naming it."""
+    key = "incoming/other-bucket.mp4"
+    pipeline.upload(media.path("compliant"), key)
+    sidecar = {"accounts": ["main"], "caption": "not ours #s3", "privacy_level": "SELF_ONLY"}
+    pipeline.s3.put_object(Bucket=pipeline.bucket, Key=key + ".json", Body=json.dumps(sidecar).encode())
+    etag = pipeline.s3.head_object(Bucket=pipeline.bucket, Key=key)["ETag"]
+    before = len(pipeline.sandbox.posts())
+    monkeypatch.setenv("TIKTOK_PIPELINE_S3_BUCKETS", "only-this-bucket")
+    state = publish_s3_object(pipeline.bucket, key, etag, return_state=True)
+    assert state.is_failed() and f"bucket {pipeline.bucket!r} is not one" in state.message, state.message
+    assert len(pipeline.sandbox.posts()) == before

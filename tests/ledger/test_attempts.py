@@ -216,3 +216,36 @@ def test_attempt_views_are_the_public_type(ledger: Ledger) -> None:
     assert isinstance(attempt, InitAttempt)
     with pytest.raises(Exception, match="no init attempt with id"):
         ledger.mark_attempt_lost(attempt.id + 1000, "x")
+
+
+def test_the_upload_url_is_kept_encrypted_and_forgotten_once_the_upload_is_over(
+    ledger: Ledger, database_url: str, encryption_key: str
+) -> None:
+    connect(ledger)
+    post = _slotted(ledger, "sealed")
+    url = "https://upload.example/upload/abc?upload_token=SECRET-upload-token-123"
+    attempt = ledger.record_init_attempt(post, owner=None)
+    ledger.record_publish_id(attempt, "v_pub_sealed", data={"chunk_size": 5}, upload_url=url)
+
+    def stored_event_data() -> str:  # what is at rest, read past the Ledger's own API
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(sa.text("SELECT data FROM post_events WHERE post_id = :p"), {"p": post.id})
+                return " ".join(str(row[0]) for row in rows)
+        finally:
+            engine.dispose()
+
+    assert "SECRET-upload-token-123" not in stored_event_data() and "upload_url_sealed" in stored_event_data()
+    assert ledger.upload_url(post) == url
+    with Ledger(database_url, encryption_key) as other_process:  # another worker with the key reads it
+        assert other_process.upload_url(post.id) == url
+    # Nobody who reads the audit trail gets it (posts show, accounts export print these).
+    assert all("upload_url" not in str(e.data) for e in ledger.post_events(post.id))
+
+    ledger.transition(ledger.get_post(post.id), PostState.uploaded, message="uploaded")
+    assert ledger.upload_url(post) is None
+    assert "upload_url" not in stored_event_data()  # not even the ciphertext is kept
+    assert [e.data for e in ledger.post_events(post.id) if e.kind == "transition"][-2]["chunk_size"] == 5

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,14 +12,14 @@ from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
 from sandbox import free_port
-from ledger import DatabaseUnavailable, Ledger, PostState
+from ledger import DatabaseUnavailable, DeliveryStatus, Ledger, OutboxEntry, PostState
 from ledger._migrate import alembic_config
 from ledger._models import Base
 from tests.ledger.helpers import insert_legacy_post
 from deployments.cli import build_app
 from tiktok_pipeline.settings import load_settings
 
-LEDGER_TABLES = {"accounts", "posts", "post_events", "init_attempts", "alembic_version"}
+LEDGER_TABLES = {"accounts", "posts", "post_events", "init_attempts", "webhook_deliveries", "alembic_version"}
 
 
 def _tables(url: str) -> set[str]:
@@ -114,8 +114,8 @@ def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0003")
             old = insert_legacy_post(connection, "before-0004")
-        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts"}
-        assert ledger.migrate() is True and ledger.current_revision() == "0004"
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries"}
+        assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         assert _tables(database_url) == LEDGER_TABLES
         post = ledger.get_post(old)
         assert (post.state, post.publish_id, post.lease_owner, post.lease_expires_at) == (
@@ -126,8 +126,50 @@ def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_
         # And back: the downgrade drops what 0004 added in place (no table rebuild), keeping the rows.
         with ledger.engine.begin() as connection:
             command.downgrade(alembic_config(connection), "0003")
-        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts"}
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries"}
         with ledger.engine.connect() as connection:
             columns = {c["name"] for c in sa.inspect(connection).get_columns("posts")}
             assert not columns & {"lease_owner", "lease_expires_at"}
             assert connection.execute(sa.text("SELECT publish_id FROM posts")).scalars().all() == ["v_pub_before-0004"]
+
+
+def test_migration_0005_adds_the_webhook_outbox_to_an_existing_ledger(database_url: str) -> None:
+    with Ledger(database_url, migrate=False) as ledger:
+        with ledger.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0004")
+            old = insert_legacy_post(connection, "before-0005")
+        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries"}
+        assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
+        assert ledger.webhook_deliveries() == []  # an existing ledger starts with an empty outbox
+        [delivery] = ledger.add_webhook_deliveries([OutboxEntry(
+            event_id="4545110d-5ce7-5973-bf07-080dec82c7c5", event_type="tiktok.post.published", post_id=old,
+            receiver="0" * 64, receiver_label="https://hooks.example.com/…", body='{"id":"4545110d"}')])
+        assert (delivery.post_id, delivery.status, delivery.attempts) == (old, DeliveryStatus.pending, 0)
+        with ledger.engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0004")
+        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries"}
+        assert ledger.get_post(old).publish_id == "v_pub_before-0005"  # the posts stay as they were
+
+
+def test_migration_0006_forgets_the_plaintext_upload_urls_of_finished_uploads(database_url: str) -> None:
+    url = "https://upload.example/upload/1?upload_token=PLAINTEXT-token"
+    with Ledger(database_url, migrate=False) as ledger:
+        with ledger.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0005")
+            uploading = insert_legacy_post(connection, "still-uploading")
+            finished = insert_legacy_post(connection, "finished")
+            connection.execute(sa.text("UPDATE posts SET state = 'published' WHERE id = :p"), {"p": finished})
+            events = sa.Table("post_events", sa.MetaData(), autoload_with=connection)
+            for post_id in (uploading, finished):
+                connection.execute(events.insert().values(
+                    post_id=post_id, at=datetime.now(UTC), from_state="media_ready", to_state="initialized",
+                    kind="transition", message="initialized", data={"upload_url": url, "chunk_size": 5}))
+        assert ledger.migrate() is True and ledger.current_revision() == "0006" == ledger.head_revision()
+        with ledger.engine.connect() as connection:
+            stored = dict(connection.execute(sa.text("SELECT post_id, data FROM post_events")).all())
+        assert "PLAINTEXT-token" not in str(stored[finished]) and "chunk_size" in str(stored[finished])
+        # An upload under way keeps its URL, so it can resume within TikTok's hour, until the post moves on.
+        assert ledger.upload_url(uploading) == url and ledger.upload_url(finished) is None
+        ledger.transition(ledger.get_post(uploading), PostState.uploaded, message="uploaded")
+        with ledger.engine.connect() as connection:
+            assert "PLAINTEXT-token" not in str(connection.execute(sa.text("SELECT data FROM post_events")).all())

@@ -187,6 +187,26 @@ def test_transition_is_checked_against_the_stored_state(ledger: Ledger) -> None:
     assert [e.to_state for e in ledger.post_events(post.id)].count(S.published) == 1
 
 
+def test_only_from_refuses_a_post_that_moved_on_even_to_a_legal_predecessor(ledger: Ledger) -> None:
+    """A verdict decided on an unconfirmed post is not recorded once reconciliation made it processing,
+    although processing -> failed is a legal move."""
+    connect(ledger)
+    post = ledger.transition(initialized_post(ledger, "k-verdict"), S.unconfirmed)
+    ledger.transition(post, S.processing, message="reconciled: TikTok is processing it")
+    events_before = ledger.post_events(post.id)
+    with pytest.raises(IllegalTransition, match="is processing, no longer unconfirmed: it was not moved to failed") as caught:
+        ledger.transition(post, S.failed, error_code="resolved_not_posted", only_from=S.unconfirmed)
+    assert caught.value.detail == {"post_id": post.id, "state": "processing", "expected_state": "unconfirmed",
+                                   "to_state": "failed"}
+    assert ledger.get_post(post.id).state is S.processing and ledger.get_post(post.id).error_code is None
+    assert ledger.post_events(post.id) == events_before
+    # In the expected state the move is made as any other, and the state machine still has the last word.
+    other = ledger.transition(initialized_post(ledger, "k-verdict-2"), S.unconfirmed)
+    assert ledger.transition(other, S.published, only_from=S.unconfirmed).state is S.published
+    with pytest.raises(IllegalTransition, match="cannot go from media_ready to published"):
+        ledger.transition(ready_post(ledger, "k-verdict-3"), S.published, only_from=S.media_ready)
+
+
 def test_every_state_is_reachable_and_terminal_states_are_final() -> None:
     reachable, frontier = {S.queued}, [S.queued]
     while frontier:

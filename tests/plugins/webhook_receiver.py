@@ -1,5 +1,8 @@
 """A real webhook receiver for the tests: stdlib http.server on 127.0.0.1, one thread, stopped by
-the test. It answers the statuses it was scripted with (then 200) and records every delivery."""
+the test. It answers the statuses it was scripted with (then 200) and records every delivery.
+
+A receiver that is down is a port nobody listens on (`refused_url`, or `free_port()` before the
+receiver starts on it with `receiver(port=...)`, which is how a test brings it back)."""
 
 from __future__ import annotations
 
@@ -41,10 +44,15 @@ class Receiver:
     def accepted(self) -> list[Delivery]:
         return [d for d in self.deliveries if 200 <= d.status < 300]
 
+    def accepted_ids(self) -> list[str]:
+        """The event ids of the deliveries answered 2xx, in the order they arrived."""
+        return [d.event["id"] for d in self.accepted]
+
 
 @contextmanager
-def receiver(*statuses: int, path: str = "/hooks/tiktok", answer_at_once: bool = True) -> Iterator[Receiver]:
-    """Serve on a free loopback port; the n-th POST gets `statuses[n]` (200 once they run out)."""
+def receiver(*statuses: int, path: str = "/hooks/tiktok", answer_at_once: bool = True, port: int = 0
+             ) -> Iterator[Receiver]:
+    """Serve on `port` of 127.0.0.1 (0: a free one); the n-th POST gets `statuses[n]` (200 once they run out)."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -55,15 +63,18 @@ def receiver(*statuses: int, path: str = "/hooks/tiktok", answer_at_once: bool =
                 status = state.statuses[n] if n < len(state.statuses) else 200
                 state.deliveries.append(Delivery(dict(self.headers.items()), body, status))
             state.answer.wait(30)
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sender timed out and left: it gets this event again on its next try
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     state = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}{path}", statuses=list(statuses))
     if answer_at_once:
@@ -79,6 +90,6 @@ def receiver(*statuses: int, path: str = "/hooks/tiktok", answer_at_once: bool =
         thread.join(10)
 
 
-def refused_url() -> str:
+def refused_url(path: str = "/hooks/down") -> str:
     """A loopback URL nobody listens on (the port was free a moment ago): connection refused."""
-    return f"http://127.0.0.1:{free_port()}/hooks/down"
+    return f"http://127.0.0.1:{free_port()}{path}"

@@ -102,6 +102,17 @@ REFUSED_BY_THE_MODEL = {
     "empty source": ({**DIRECT, "source": ""}, "'' should be non-empty"),
     "unknown field": ({**DIRECT, "privacy": "SELF_ONLY"}, "Additional properties are not allowed"),
     "privacy level TikTok does not have": ({**DIRECT, "privacy_level": "EVERYONE"}, "privacy_level"),
+    "caption with an ESC sequence": ({**DIRECT, "caption": "\x1b[31mred"}, "a caption without control characters"),
+    "caption with a NUL": ({**DIRECT, "caption": "a\x00b"}, "a caption without control characters"),
+    "caption with a right-to-left override": ({**DIRECT, "caption": "Sale \u202e%05"},
+                                              "bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069)"),
+    "caption with a lone surrogate": ({**DIRECT, "caption": "\ud83c"}, "or lone surrogates"),
+    "idempotency key with a tab": ({**DIRECT, "idempotency_key": "launch\t1"}, "an idempotency key without control"),
+    "source with a NUL": ({**DIRECT, "source": "/srv/a\x00.mp4"}, "a source without NUL characters"),
+    "move prefix with a NUL": ({**DIRECT, "move_prefix": "done\x00/"}, "a prefix without NUL characters"),
+    "account name with a path": ({**DIRECT, "accounts": ["../evil"]}, "account names that use 1-64 letters, digits"),
+    "account name too long": ({**DIRECT, "accounts": ["a" * 65]}, "account names that use 1-64 letters"),
+    "account name with an isolate": ({**DIRECT, "accounts": ["main", "\u2066x"]}, "account names that use 1-64"),
 }
 
 
@@ -171,6 +182,8 @@ ACCEPTED = {
     "relative path with a colon": {**DIRECT, "source": "renders/take 2: final.mp4"},
     "windows path": {**DIRECT, "source": "C:\\media\\clip.mp4"},
     "S3 key with a trailing slash": {**DIRECT, "source": "s3://media/clips/clip.mp4/"},
+    "S3 key with control and bidi characters": {**DIRECT, "source": "s3://media/in\x1b/\u202eclip.mp4"},
+    "caption on lines, with tabs, marks and emoji": {**DIRECT, "caption": "Launch\n\t#new \u200f\u05e9\u05dc\u05d5\u05dd 👩‍👩‍👧"},
     "everything set": {**DIRECT, "caption": "Launch #new @friend", "disable_comment": True, "disable_duet": True,
                        "disable_stitch": True, "is_aigc": True, "cover_timestamp_ms": 1500, "fit": "crop",
                        "on_too_long": "reject", "idempotency_key": "launch-1", "schedule_at": "2031-05-01T09:30:00Z",
@@ -195,6 +208,18 @@ def test_the_exact_caption_check_stays_in_the_validator(form: dict[str, Any]) ->
     assert refusal({**DIRECT, "caption": caption}, form) is None
     with pytest.raises(ModelInvalid, match="2201 UTF-16 code units"):
         PublishRequest.model_validate({**DIRECT, "caption": caption})
+
+
+def test_a_refused_character_is_named_by_the_model_and_summed_up_by_the_form(form: dict[str, Any]) -> None:
+    # JSON Schema cannot say where: the form says what is refused, the validator which character and where.
+    assert refusal({**DIRECT, "caption": "ok \x1b[31mred"}, form) == (
+        "Validation failed for field 'request.caption'. Failure reason: 'a caption without control characters "
+        "(newline and tab are fine), bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069) or lone "
+        "surrogates' was expected")
+    with pytest.raises(ModelInvalid, match=r"U\+001B \(ESCAPE\) at character 4: control characters other than newline"):
+        PublishRequest.model_validate({**DIRECT, "caption": "ok \x1b[31mred"})
+    messages = field_errors(ui_errors({**DIRECT, "caption": "ok \u202e"}, form), "caption")
+    assert any("a caption without control characters" in m for m in messages), messages
 
 
 # --- properties: over many requests ------------------------------------------------------------------
@@ -240,6 +265,36 @@ def test_typed_accounts_are_refused_only_when_the_model_refuses_them(accounts: l
         model_accepts = False
     if not accepted(request_, deployed):
         assert not model_accepts, refusal(request_, deployed)
+
+
+hostile = st.text(st.characters(codec=None, categories=None) | st.characters(categories=["Cc", "Cs", "Cf", "Zs"]) |
+                  st.sampled_from(["\u202e", "\u2066", "\u200f", "\n", "\t", "\r", "\x00", "\x85"]), max_size=20)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(["caption", "idempotency_key", "source", "move_prefix"]), text=hostile)
+def test_the_form_refuses_a_text_field_exactly_when_the_model_does(field: str, text: str, form: dict[str, Any]) -> None:
+    value = "/srv/" + text if field == "source" else text  # a path: the form's scheme rules stay out of it
+    request_ = {**DIRECT, field: value}
+    try:
+        model_accepts = PublishRequest.model_validate(request_) is not None
+    except ModelInvalid:
+        model_accepts = False
+    assert accepted(request_, form) == model_accepts, refusal(request_, form)
+
+
+name_chars = st.sampled_from(list("aZ09._-/é ") + ["\t", "\n", "\x1c", "\x85", "\u00a0", "\u2003", "\u202e", "\x00"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(name_chars, max_size=8) | st.text(name_chars, min_size=62, max_size=67))
+def test_a_typed_account_name_is_refused_exactly_when_the_model_refuses_it(name: str, deployed: dict[str, Any]) -> None:
+    request_ = {**DIRECT, "accounts": [name]}
+    try:
+        model_accepts = PublishRequest.model_validate(request_) is not None
+    except ModelInvalid:
+        model_accepts = False
+    assert accepted(request_, deployed) == model_accepts, (name, refusal(request_, deployed))
 
 
 source_tails = st.text(alphabet="sS3hHtTpPfFiIlLeE:/.+-_aZ09 \t", max_size=12)

@@ -224,6 +224,46 @@ def test_a_runner_whose_lease_was_taken_over_stops_before_sending_a_byte(service
     assert all(not p.get("received_bytes") for p in sandbox.posts())
 
 
+def test_an_owner_keeps_its_lease_while_it_polls(services: Services, clip, sandbox, monkeypatch) -> None:
+    """A lapsed lease must mean a dead owner: one waiting on TikTok's processing renews it."""
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    uploaded = upload(services, init_post(services, request, check, source, prepared, owner="run-A"), prepared,
+                      owner="run-A")
+    # The first status answer arrives after a quarter of the lease: past the point a renewal is due.
+    sandbox.add_fault("status_fetch", "latency", latency_ms=int(services.settings.claim_lease * 250) + 500, times=1)
+    renewals: list[str] = []
+    renew = services.ledger.renew_claim
+    monkeypatch.setattr(services.ledger, "renew_claim",
+                        lambda post, owner, lease: renewals.append(owner) or renew(post, owner, lease))
+    done = poll_status(services, uploaded, check.username, owner="run-A")
+    assert done.state is PostState.published and renewals and set(renewals) == {"run-A"}
+    assert services.ledger.get_claim(done.post_id) is None  # released once settled
+
+
+def test_two_runners_polling_one_post_both_report_it_published(services: Services, clip, sandbox, monkeypatch) -> None:
+    """Run B of the same request finds the post processing and polls it too; whoever records the
+    outcome second reports it as it is, not as an illegal transition."""
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    uploaded = upload(services, init_post(services, request, check, source, prepared, owner="run-A"), prepared,
+                      owner="run-A")
+    real = services.with_client
+
+    def run_b_records_it_first(account, call):
+        monkeypatch.setattr(services, "with_client", real)
+        assert poll_status(services, uploaded, check.username).state is PostState.published
+        return real(account, call)
+
+    monkeypatch.setattr(services, "with_client", run_b_records_it_first)
+    done = poll_status(services, uploaded, check.username, owner="run-A")
+    assert done.state is PostState.published and done.ok and not done.error_message, done
+    moves = [(e.from_state, e.to_state) for e in services.ledger.post_events(done.post_id) if e.from_state != e.to_state]
+    assert moves.count((PostState.processing, PostState.published)) == 1, moves
+
+
 def test_a_used_up_cap_defers_the_post_to_the_next_slot_or_fails_it(services: Services, clip, sandbox) -> None:
     source, prepared = clip
     services.ledger.set_daily_caps("main", direct=1)

@@ -85,7 +85,7 @@ def test_an_sns_envelope_is_unwrapped() -> None:
     ("[1, 2]", "not a JSON object"),
     ('{"hello": "world"}', "no S3 `Records` list"),
     (_body({"eventName": "ObjectCreated:Put"}), "no `s3` section"),
-    (_body({"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"key": "k.mp4"}}}), "eTag"),
+    (_body({"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "media"}, "object": {"key": "k.mp4"}}}), "eTag"),
     (json.dumps({"Records": ["x"]}), "not a JSON object"),
 ])
 def test_bodies_that_are_not_s3_notifications_are_unreadable(body: str, problem: str) -> None:
@@ -131,3 +131,102 @@ def test_the_prefect_event_names_the_object_version() -> None:
     # Same version, same id (Prefect drops the repeat); another version, another id.
     assert fields["id"] == event_id(record) == prefect_event(record, dispatch="trigger")["id"]
     assert event_id(record) != event_id(ObjectCreated("media", "in/café 🎬.mp4", "abc-3", 99, "ObjectCreated:Put"))
+
+
+# --- hostile notifications: each one is refused with its reason on first reading ------------------
+
+
+def _with(path: str, value: object, *, key: str = "in/clip.mp4") -> str:
+    """A real record with the field at dotted `path` set to `value` (`...` deletes it)."""
+    record = _record(key)
+    *parents, last = path.split(".")
+    where = record
+    for part in parents:
+        where = where[part]
+    if value is ...:
+        del where[last]
+    else:
+        where[last] = value
+    return _body(record)
+
+
+DEEP = "[" * 20_000 + "]" * 20_000  # under the size limit, far over the recursion limit
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (_with("s3.object.size", "12x"), "invalid `s3.object.size` '12x': a size is a whole number of bytes"),
+    (_with("s3.object.size", -1), "invalid `s3.object.size` '-1'"),
+    (_with("s3.object.size", 12.5), "invalid `s3.object.size` '12.5'"),
+    (_with("s3.object.size", True), "invalid `s3.object.size` 'True'"),
+    (_with("s3.object.size", [1]), "invalid `s3.object.size`"),
+    ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"size": 1' + "0" * 5000 + "}}}]}",
+     "not JSON Python can read: Exceeds the limit"),
+    (DEEP, "message body is JSON nested too deeply"),
+    ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": ' + DEEP + "}]}", "message body is JSON nested too deeply"),
+    (_with("s3", [[[["deep"]]]]), "has a `s3` that is a list, not an object"),
+    (_with("s3.bucket", "media"), "has a `s3.bucket` that is a string, not an object"),
+    (_with("s3.bucket.name", 7), "has a `s3.bucket.name` that is a number, not a string"),
+    (_with("s3.bucket.name", "no such/bucket"), "invalid `s3.bucket.name`: 'no such/bucket' is not an S3 bucket name"),
+    (_with("s3.bucket.name", ""), "has an empty `s3.bucket.name`"),
+    (_with("s3.object", None), "has no `s3.object` section"),
+    (_with("s3.object.key", ["a.mp4"]), "has a `s3.object.key` that is a list, not a string"),
+    (_with("s3.object.key", ...), "lacks `s3.object.key`"),
+    (_with("s3.object.key", ""), "has an empty `s3.object.key`"),
+    (_with("s3.object.eTag", 1234), "has a `s3.object.eTag` that is a number, not a string"),
+    (_with("s3.object.eTag", '"with space"'), "invalid `s3.object.eTag` '\"with space\"'"),
+    (_with("s3.object.sequencer", {"a": 1}), "has a `s3.object.sequencer` that is an object, not a string"),
+    (_with("eventTime", 1700000000), "has a `eventTime` that is a number, not a string"),
+    (_with("eventName", 5), "has a `eventName` that is a number, not a string"),
+    (_with("s3.object.key", "in/50%.mp4"), "a % at position 5 is not followed by two hex digits"),
+    (_with("s3.object.key", "in/%G1.mp4"), "a % at position 3 is not followed by two hex digits"),
+    (_with("s3.object.key", "in/%FF%FE.mp4"), "its percent-escapes are not UTF-8"),
+    (_with("s3.object.key", "a" * 1025), "it is 1025 bytes; S3 keys are at most 1024"),
+    (_with("s3.object.key", "%C3%A9" * 513), "it is 1026 bytes; S3 keys are at most 1024"),
+    (_body(_record("in/clip.mp4")).replace("in/clip.mp4", "in/\\ud800.mp4"), "not valid Unicode"),
+    (json.dumps({"Records": {"0": _record("a.mp4")}}), "no S3 `Records` list"),
+    (json.dumps({"Records": []}), "an empty `Records` list"),
+    (json.dumps({"Records": [_record(f"{n}.mp4") for n in range(101)]}), "holds 101 records"),
+    (json.dumps({"Type": "Notification", "Message": {"Records": []}}), "the SNS envelope's Message must be a string"),
+    (json.dumps({"Type": "Notification", "Message": "{oops"}), "the SNS envelope's Message is not JSON"),
+    (json.dumps({"Records": [_record("a.mp4")], "padding": "x" * 70_000}), "bytes; an S3 notification is a few KB"),
+    (b"\xff\xfe{}", "not UTF-8 text (invalid start byte at byte 0)"),
+    ("\ud800", "not valid Unicode text"),
+    ("", "not JSON: Expecting value at position 0"),
+])
+def test_hostile_bodies_are_refused_with_their_reason(body: str | bytes, problem: str) -> None:
+    with pytest.raises(UnreadableMessage) as caught:
+        parse_notification(body)
+    assert problem in str(caught.value) and caught.value.final
+    assert len(str(caught.value)) < 2000  # a reason, not a copy of the body
+
+
+def test_a_bad_record_beside_good_ones_is_refused_alone() -> None:
+    bad = _record("in/b.mp4")
+    bad["s3"]["object"]["size"] = "lots"
+    notification = parse_notification(_body(_record("in/a.mp4"), bad, _record("c.mp4", name="ObjectRemoved:Delete")))
+    assert [r.key for r in notification.created] == ["in/a.mp4"] and notification.ignored == ("ObjectRemoved:Delete",)
+    (refusal,) = notification.refused
+    assert refusal.startswith("S3 event record 2 of 3 has an invalid `s3.object.size` 'lots'")
+
+
+def test_a_record_without_size_or_times_is_read() -> None:
+    record = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "media"}, "object": {"key": "a.mp4", "eTag": "e"}}}
+    (created,) = parse_notification(_body(record)).created
+    assert (created.size, created.event_time, created.sequencer) == (None, None, None)
+
+
+def test_a_test_event_from_any_bucket_holds_nothing() -> None:
+    for bucket in ("media", "someone-elses", 7):
+        notification = parse_notification(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}))
+        assert notification == parse_notification(json.dumps({"Event": "s3:TestEvent"}))
+        assert notification.test_event and notification.created == () and notification.refused == ()
+
+
+def test_bucket_qualified_prefixes_hold_for_their_bucket_only() -> None:
+    only = KeyFilter.of("s3://media/incoming/, shared/", ".mp4")
+    assert only.skip_reason("incoming/a.mp4", "media") is None
+    assert only.skip_reason("shared/a.mp4", "other-bucket") is None  # a plain prefix holds everywhere
+    assert only.skip_reason("incoming/a.mp4", "other-bucket") == "not under shared/, s3://media/incoming/"
+    whole = KeyFilter.of(["s3://media"], [])
+    assert whole.skip_reason("any/key.mp4", "media") is None
+    assert whole.skip_reason("any/key.mp4", "other-bucket") == "not under s3://media/"

@@ -58,6 +58,24 @@ def test_lost_answer_applies_the_init(sandbox: SandboxHandle, sandbox_token: Tok
     assert len(sandbox.posts()) == 1
 
 
+def test_held_answer_applies_at_once_and_answers_late(sandbox: SandboxHandle, sandbox_token: TokenFactory) -> None:
+    """A client killed while TikTok holds the answer never learns of the post TikTok already made."""
+    token = sandbox_token()
+    sandbox.add_fault("video_init", "held_answer", latency_ms=1500, times=2)
+    with pytest.raises(httpx.ReadTimeout):  # gave up waiting: the init was applied all the same
+        httpx.post(f"{sandbox.base_url}{VIDEO_INIT}", headers={"Authorization": f"Bearer {token}"},
+                   json=video_init_body(1000), timeout=0.3)
+    assert len(sandbox.posts()) == 1
+    answered = call(sandbox.base_url, VIDEO_INIT, token, video_init_body(1000))  # a patient client is answered
+    assert answered.status_code == 200 and answered.json()["data"]["publish_id"]
+    assert len(sandbox.posts()) == 2
+
+
+def test_held_answer_needs_a_delay(sandbox: SandboxHandle) -> None:
+    answer = httpx.post(f"{sandbox.base_url}/_sandbox/faults", json={"endpoint": "video_init", "kind": "held_answer"})
+    assert answer.status_code == 422 and "held_answer fault needs latency_ms" in answer.text
+
+
 def test_lost_chunk_answer_then_resume_from_416(sandbox: SandboxHandle, sandbox_token: TokenFactory, media: dict[str, Path]) -> None:
     data = media["noise"].read_bytes()
     total = len(data)

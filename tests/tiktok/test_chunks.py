@@ -142,11 +142,12 @@ def test_chunk_size_in_range_passes_the_startup_check(chunk_size: int) -> None:
     assert check_chunk_size(chunk_size) == chunk_size
 
 
-def test_settings_no_longer_refuse_a_chunk_size_the_tiktok_check_does() -> None:
-    # The kernel knows nothing of TikTok's bounds: the setting loads, and tiktok refuses it.
-    settings = Settings(chunk_size=MAX_CHUNK_SIZE + 1)
+def test_a_chunk_size_out_of_tiktoks_bounds_is_refused_by_the_settings_and_by_tiktok() -> None:
+    # Both refuse it (tests/tiktok_pipeline/test_bounds.py keeps the two bounds equal).
+    with pytest.raises(pydantic.ValidationError, match="TIKTOK_PIPELINE_CHUNK_SIZE|chunk_size"):
+        Settings(chunk_size=MAX_CHUNK_SIZE + 1)
     with pytest.raises(tiktok.ChunkSizeOutOfRange, match="TIKTOK_PIPELINE_CHUNK_SIZE"):
-        check_chunk_size(settings.chunk_size)
+        check_chunk_size(MAX_CHUNK_SIZE + 1)
 
 
 def test_plan_is_immutable_and_matches_source_info() -> None:

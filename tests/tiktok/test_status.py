@@ -134,3 +134,30 @@ def test_api_errors_while_polling_propagate(make_client) -> None:  # type: ignor
     with pytest.raises(tiktok.AccessTokenInvalid):
         client.wait_for_publish("v")
     assert time.sleeps == [5.0]
+
+
+def test_failed_or_lost_status_answers_are_asked_again_at_the_next_interval(make_client) -> None:  # type: ignore[no-untyped-def]
+    time = FakeTime()
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+
+    answers = iter([ok({"status": "PROCESSING_UPLOAD"}), httpx.Response(503, content=envelope(code="internal_error")),
+                    lost, ok({"status": "PUBLISH_COMPLETE"})])
+
+    def server(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        return answer(request) if callable(answer) else answer
+
+    client = make_client(server, sleep=time.sleep, clock=time.clock)
+    assert client.wait_for_publish("v").status == "PUBLISH_COMPLETE"
+    assert time.sleeps == [5.0, 7.5, 11.25]  # the schedule goes on as if each had answered PROCESSING
+
+
+def test_a_status_error_that_outlasts_the_timeout_propagates(make_client) -> None:  # type: ignore[no-untyped-def]
+    time = FakeTime()
+    client = make_client(lambda request: httpx.Response(503, content=envelope(code="internal_error")),
+                         sleep=time.sleep, clock=time.clock)
+    with pytest.raises(tiktok.ServerError):
+        client.wait_for_publish("v", poll=PollPolicy(initial_interval=5, timeout=20))
+    assert sum(time.sleeps) <= 20
