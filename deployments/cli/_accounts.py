@@ -135,7 +135,7 @@ def export(
 
     from deployments.cli._posts import open_ledger, post_record
 
-    with pipeline_errors(), open_ledger() as book:
+    with pipeline_errors(exit_code=EXIT_USAGE), open_ledger() as book:
         account = book.get_account(name)
         posts = sorted(book.list_posts(account_name=name), key=lambda post: post.id)
         document = {
@@ -150,7 +150,9 @@ def export(
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILED)
+        # A folder that does not exist, or a folder as the file: the option's fault; a full disk is not.
+        wrong_path = isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError))
+        fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_USAGE if wrong_path else EXIT_FAILED)
     typer.echo(f"exported account {name} ({len(posts)} posts) to {output}", err=True)
 
 

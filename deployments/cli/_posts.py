@@ -86,7 +86,7 @@ def list_posts(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
 ) -> None:
     """Posts, newest first."""
-    with pipeline_errors():
+    with pipeline_errors(exit_code=EXIT_USAGE):
         if limit < 1:
             raise InvalidFilter(f"--limit must be 1 or more, got {limit}", detail={"limit": limit})
         states = parse_states(status)
@@ -107,7 +107,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
 ) -> None:
     """A post and its full audit trail (every state change and step, oldest first)."""
-    with pipeline_errors(), open_ledger() as book:
+    with pipeline_errors(exit_code=EXIT_USAGE), open_ledger() as book:
         record = post_record(book, book.get_post(post_id))
     if as_json:
         _print_json(record)
@@ -149,7 +149,7 @@ def discard(
     """Discard a hold draft, or a post stopped before TikTok's init (its daily slot is freed)."""
     from ledger import TRANSITIONS, IllegalTransition, PostState
 
-    with pipeline_errors(), open_ledger() as book:
+    with pipeline_errors(exit_code=EXIT_USAGE), open_ledger() as book:
         post = book.get_post(post_id)
         if PostState.discarded not in TRANSITIONS[post.state]:
             at_tiktok = f" (TikTok has it as {post.publish_id})" if post.publish_id else ""

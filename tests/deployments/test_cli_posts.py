@@ -39,7 +39,7 @@ def _json(result: Result) -> object:
     return json.loads(result.stdout)
 
 
-def _fails_with_one_line(result: Result, text: str, code: int = 1) -> None:
+def _fails_with_one_line(result: Result, text: str, code: int = 2) -> None:
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], result.stderr

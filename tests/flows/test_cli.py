@@ -70,7 +70,7 @@ def test_posts_release_sends_a_held_draft_and_discard_refuses_it_afterwards(pipe
     assert released.exit_code == 0, released.output
     assert "published" in released.output and len(pipeline.sandbox.posts()) == 1
     refused = runner.invoke(app, ["posts", "discard", str(post.id)])
-    assert refused.exit_code == 1 and "published" in refused.output
+    assert refused.exit_code == 2 and "published" in refused.output  # refused: it is posted
 
 
 def test_accounts_connect_runs_the_oauth_dance_from_the_command_line(pipeline, monkeypatch) -> None:
