@@ -31,9 +31,9 @@ chromium:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
 	fi
 
-# Two pytest workers: the tests against the `make up` stack (tests/stack, one xdist group, one stack)
-# mostly wait on real servers while the other worker runs the rest.
-PYTEST_WORKERS ?= 2
+# Three pytest workers: the tests against the `make up` stack (tests/stack: two xdist groups, each with
+# its own stack) mostly wait on real servers, while the third worker runs the rest.
+PYTEST_WORKERS ?= 3
 
 test: setup chromium
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,7 @@
-"""Every test here uses the session's `make up` stack: under `pytest -n`, they all run in one worker
-(one xdist group), so the session starts one stack, not one per worker."""
+"""Every test here uses the session's `make up` stack: under `pytest -n`, they run in one worker per
+xdist group, so each group's session starts one stack, not one per worker. The chaos suite
+(test_exactly_once.py) has a group of its own: it mostly waits (leases, kills, crash detection), so
+its own stack on another worker runs beside the other stack tests instead of after them."""
 
 from __future__ import annotations
 
@@ -9,4 +11,4 @@ import pytest
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.parent.name == "stack" and item.path.parent.parent.name == "tests":
-            item.add_marker(pytest.mark.xdist_group("stack"))
+            item.add_marker(pytest.mark.xdist_group("chaos" if item.path.name == "test_exactly_once.py" else "stack"))
