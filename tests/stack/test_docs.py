@@ -93,8 +93,18 @@ def test_the_block_runs_as_documented(block: Block, stack_without_examples_after
             return
         if time.monotonic() >= deadline:
             raise AssertionError(f"{block.where} ({block.mode}) exited {done.returncode}"
-                                 + (f", without {expect!r} in its output" if expect else "") + f":\n{code}\n---\n{output[-6000:]}")
+                                 + (f", without {expect!r} in its output" if expect else "") + f":\n{code}\n---\n{output[-6000:]}"
+                                 + _stack_state(prefect_stack))
         time.sleep(3.0)
+
+
+def _stack_state(stack: Stack) -> str:
+    """What the stack holds when a block failed: every post in the ledger and the last lines of the
+    worker's and the listener's logs (a failure seen only in full runs is read from these)."""
+    posts = stack.run(str(BIN / "tiktok-pipeline"), "posts", "list", "--limit", "50", check=False)
+    logs = [f"--- {path.name} (last 40 lines)\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+            for path in (stack.state_dir / "worker.log", stack.state_dir / "listener.log") if path.is_file()]
+    return "\n--- the ledger's posts\n" + (posts.stdout + posts.stderr)[-4000:] + "\n" + "\n".join(logs)
 
 
 def shell_env(stack: Stack) -> dict[str, str]:
