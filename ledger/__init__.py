@@ -49,7 +49,8 @@ from ledger._errors import (
     PostClaimedElsewhere,
     PostNotFound,
 )
-from ledger._ledger import CAP_WINDOW, Ledger, cap_usage, default_idempotency_key
+from ledger._ledger import ACCOUNT_NAME_PATTERN, CAP_WINDOW, Ledger, cap_usage, default_idempotency_key
+from ledger._models import MAX_ACCOUNT_NAME_LENGTH
 from ledger._states import (
     BEFORE_INIT_STATES,
     CAP_COUNTED_OUTCOMES,
@@ -63,6 +64,8 @@ from ledger._states import (
 from ledger._types import Account, Claim, InitAttempt, OutboxEntry, Post, PostEvent, TokenGrant, WebhookDelivery
 
 __all__ = [
+    "ACCOUNT_NAME_PATTERN",
+    "MAX_ACCOUNT_NAME_LENGTH",
     # the ledger
     "CAP_WINDOW",
     "Ledger",

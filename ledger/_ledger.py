@@ -1342,15 +1342,20 @@ def _forget_upload_url(session: Session, post_id: int) -> None:
         sa.select(PostEventRow).where(PostEventRow.post_id == post_id, PostEventRow.to_state == PostState.initialized)
     )
     for event in events:
-        if event.data and (_SEALED_UPLOAD_URL in event.data or _PLAIN_UPLOAD_URL in event.data):
-            event.data = {k: v for k, v in event.data.items() if k not in (_SEALED_UPLOAD_URL, _PLAIN_UPLOAD_URL)}
+        if (kept := _stripped_of_upload_url(event.data)) is not None:
+            event.data = kept
 
 
 def _without_upload_url(event: PostEvent) -> PostEvent:
-    if not event.data or not (_SEALED_UPLOAD_URL in event.data or _PLAIN_UPLOAD_URL in event.data):
-        return event
-    data = {k: v for k, v in event.data.items() if k not in (_SEALED_UPLOAD_URL, _PLAIN_UPLOAD_URL)}
-    return event.model_copy(update={"data": data})
+    kept = _stripped_of_upload_url(event.data)
+    return event if kept is None else event.model_copy(update={"data": kept})
+
+
+def _stripped_of_upload_url(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`data` without the upload URL keys; None when it holds none (nothing to change)."""
+    if not data or not (_SEALED_UPLOAD_URL in data or _PLAIN_UPLOAD_URL in data):
+        return None
+    return {key: value for key, value in data.items() if key not in (_SEALED_UPLOAD_URL, _PLAIN_UPLOAD_URL)}
 
 
 def _one_line(exc: BaseException) -> str:

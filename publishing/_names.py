@@ -12,17 +12,17 @@ shown as U+FFFD, so a name is one line that reads in the order it is written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
+from ledger import ACCOUNT_NAME_PATTERN, MAX_ACCOUNT_NAME_LENGTH
 from publishing._text import TextKind, check_text, visible
 from tiktok_pipeline.errors import PipelineError
 
-#: The ledger's account name rule (ledger.Ledger.upsert_account refuses any other name).
-ACCOUNT_NAME_MAX_LENGTH = 64
-ACCOUNT_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{ACCOUNT_NAME_MAX_LENGTH - 1}}}")
+#: The ledger's account name rule (ledger.Ledger.upsert_account refuses any other name), checked here
+#: before anything (OAuth, a run) starts.
+ACCOUNT_NAME_MAX_LENGTH = MAX_ACCOUNT_NAME_LENGTH
 ACCOUNT_NAME_RULE = (f"use 1-{ACCOUNT_NAME_MAX_LENGTH} letters, digits, '.', '_' or '-', "
                      "starting with a letter or digit")
 
