@@ -15,6 +15,9 @@ from deployments.automations import CRASH_AUTOMATION_NAME
 from tests.plugins.webhook_receiver import receiver
 from tests.plugins.prefect_server import BIN, ROOT, Stack
 from tests.stack.docs import Block, blocks
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 DOC = ROOT / "docs" / "automations.md"
 PLACEHOLDER_URL = "https://hooks.slack.com/services/YOUR/WEBHOOK/URL"

@@ -39,6 +39,9 @@ from deployments.automations import (
 )
 from tasks.maintenance import RETRY_TAG, retry_idempotency_key
 from tests.plugins.prefect_server import Stack
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 #: Holds the run in its upload until it has sent two heartbeats; shorter than the kill plus the
 #: crash detection, so the request the killed process had sent is over before the retry runs.

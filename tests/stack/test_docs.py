@@ -18,6 +18,9 @@ import pytest
 
 from tests.plugins.prefect_server import BIN, ROOT, Stack
 from tests.stack.docs import Block, blocks, substitute
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ALL_BLOCKS = [block for path in DOCUMENTS for block in blocks(path)]

@@ -20,6 +20,9 @@ from deployments import up
 from publishing import account_choices
 from tests.plugins.prefect_server import BIN, ROOT, Stack
 from tests.stack.browser import browser_page, choose, form_field, needs_chromium
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 DEPLOYMENT = "publish-video/publish-video"
 DIRECT = {"source": up.SAMPLE_URI, "accounts": ["main"], "privacy_level": "SELF_ONLY", "caption": "form test"}

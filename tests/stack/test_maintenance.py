@@ -7,6 +7,9 @@ import json
 
 from tasks.maintenance import ACCOUNT_HEALTH_KEY
 from tests.plugins.prefect_server import Stack
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 
 def test_refresh_tokens_leaves_the_account_health_table(prefect_stack: Stack) -> None:

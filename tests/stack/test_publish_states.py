@@ -15,6 +15,9 @@ import boto3
 
 from deployments import up
 from tests.plugins.prefect_server import Stack
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 SAMPLE = "s3://media/samples/sample.mp4"
 #: Reads a flow run's result the way another pipeline's process does (Prefect client, shared result storage).

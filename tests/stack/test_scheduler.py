@@ -16,6 +16,9 @@ from deployments import up
 from ledger import generate_key
 from tests.plugins.postgres import throwaway_database
 from tests.plugins.prefect_server import BIN, ROOT, PrefectServer, Stack, clean_environment
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 PRODUCT_DEPLOYMENTS = {"publish-video/publish-video", "refresh-tokens/refresh-tokens", "cleanup/cleanup",
                        "release-held-post/release-held-post", "publish-s3-object/publish-s3-object",

@@ -19,6 +19,9 @@ from pathlib import Path
 import httpx
 
 from tests.plugins.prefect_server import Stack
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 SAMPLE = "s3://media/samples/sample.mp4"
 NOT_OURS = ("env", "sandbox.log", "sample.mp4")

@@ -18,6 +18,9 @@ import pytest
 from deployments import up
 from tests.plugins.prefect_server import Stack
 from tests.stack.browser import browser_page, choose, form_field, needs_chromium
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
 
 DEPLOYMENT = "publish-video/publish-video"
 
