@@ -6,6 +6,7 @@ rules are readable in one place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from fractions import Fraction
@@ -39,6 +40,8 @@ class MediaCheck(BaseModel):
     height: int | None = None
     fps: float | None = None
     duration_sec: float | None = None
+    #: sha256 of the file checked (what TikTok received), so tests can tell which bytes arrived.
+    sha256: str | None = None
 
 
 def probe(path: Path) -> dict[str, Any] | None:
@@ -122,9 +125,14 @@ def check_photo(info: dict[str, Any] | None, size_bytes: int) -> MediaCheck:
     return check
 
 
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def check_video_file(path: Path, max_duration_sec: int) -> MediaCheck:
-    return check_video(probe(path), max_duration_sec)
+    return check_video(probe(path), max_duration_sec).model_copy(update={"sha256": _sha256(path)})
 
 
 def check_photo_file(path: Path) -> MediaCheck:
-    return check_photo(probe(path), path.stat().st_size)
+    return check_photo(probe(path), path.stat().st_size).model_copy(update={"sha256": _sha256(path)})

@@ -75,6 +75,7 @@ class SandboxState:
         self.posts: dict[str, Post] = {}
         self._uploads: dict[str, str] = {}  # upload_id -> publish_id
         self._calls: dict[tuple[str, str], deque[float]] = {}
+        self._rate_limited: dict[str, int] = {}  # endpoint -> 429s answered (what a client should never see)
 
     # --- lifecycle and clock ------------------------------------------------------------------------
     def reset(self, config: SandboxConfig | None = None) -> SandboxConfig:
@@ -148,6 +149,7 @@ class SandboxState:
                     calls.popleft()
                 if len(calls) >= limit:
                     retry_after = max(1, math.ceil(calls[0] + RATE_WINDOW - now))
+                    self._rate_limited[endpoint] = self._rate_limited.get(endpoint, 0) + 1
                     raise ApiRefusal(
                         429,
                         "rate_limit_exceeded",
@@ -555,6 +557,7 @@ class SandboxState:
                     f"{endpoint}:{token[:12]}": sum(1 for t in calls if t > now - RATE_WINDOW)
                     for (token, endpoint), calls in self._calls.items()
                 },
+                "rate_limited": dict(self._rate_limited),
             }
 
 

@@ -10,6 +10,9 @@ Everything lives under .data/up/: a pid file and a log per process, `env` (every
 processes get, with the generated encryption key, which later runs reuse) and `data/` (ledger and
 working files). Running `up` again leaves running processes alone and redoes the idempotent steps.
 Ports: UP_PREFECT_PORT (4200), UP_SANDBOX_PORT (9400), UP_MOTO_PORT (9401), UP_REDIRECT_PORT (9402).
+Databases: SQLite, unless PREFECT_API_DATABASE_CONNECTION_URL (Prefect's own setting: the server's)
+and TIKTOK_PIPELINE_DATABASE_URL (the ledger's) name others, e.g. PostgreSQL. Scale-out (Prefect's
+multi-server setup): UP_REDIS_URL, UP_EXTRA_API_PORTS, UP_WORKERS, UP_WORKER_LIMIT (see `topology`).
 
 One module per job:
 
@@ -17,6 +20,7 @@ One module per job:
 - `processes` the supervisor: start in a session of its own, pid files that survive pid reuse, stop a tree
 - `seed`      the sample clip in S3, the bucket's notification to the listener, the sandbox accounts (OAuth)
 - `server`    the Prefect server: `tiktok-pipeline setup`'s steps, `prefect deploy --all`, the publish form
+- `topology`  one server, or Prefect's scale-out setup (API servers, services, Redis); workers and their limit
 - `checks`    the worker's heartbeat, the scheduler's upcoming runs, tracebacks in the server log
 - `stack`     `up` and `down` (the order of the steps above) and the command line
 
@@ -37,6 +41,7 @@ from deployments.up.layout import (
     BIN,
     HOST,
     INCOMING_PREFIX,
+    PREFECT_DATABASE_VARIABLE,
     ROOT,
     SAMPLE_BUCKET,
     SAMPLE_KEY,
@@ -45,6 +50,7 @@ from deployments.up.layout import (
     Ports,
     UpError,
     api_url,
+    databases,
     sandbox_url,
     saved_encryption_key,
     shown,
@@ -74,16 +80,17 @@ from deployments.up.seed import (
     wire_sample_bucket,
 )
 from deployments.up.server import deploy, prepare_prefect, sync_forms
-from deployments.up.stack import SERVICES, down, main, publish_parameters, services, summary, up
+from deployments.up.stack import SERVICES, api_ports, down, main, publish_parameters, services, stop_order, summary, up
+from deployments.up.topology import REDIS_MODULES, Topology, default_worker_limit
 
 __all__ = [
     "ACCOUNTS", "BIN", "HOST", "INCOMING_PREFIX", "ROOT", "SAMPLE_BUCKET", "SAMPLE_KEY", "SAMPLE_URI",
-    "SCHEDULED_DEPLOYMENTS", "SCHEDULER_TIMEOUT", "SERVICES", "STARTUP_TIMEOUT", "STOP_TIMEOUT",
+    "PREFECT_DATABASE_VARIABLE", "REDIS_MODULES", "SCHEDULED_DEPLOYMENTS", "SCHEDULER_TIMEOUT", "SERVICES", "STARTUP_TIMEOUT", "STOP_TIMEOUT",
     "TRANSIENT_SERVER_ERRORS", "WORKER_NAME",
-    "Layout", "Ports", "Service", "UpError",
-    "answers", "api_url", "connect_sandbox_accounts", "deploy", "down", "ensure_running", "log_tail", "main",
+    "Layout", "Ports", "Service", "Topology", "UpError",
+    "answers", "api_ports", "api_url", "connect_sandbox_accounts", "databases", "default_worker_limit", "deploy", "down", "ensure_running", "log_tail", "main",
     "make_sample", "open_in_sandbox", "port_is_free", "prepare_prefect", "publish_parameters", "running",
     "sample_clip_command", "sandbox_url", "saved_encryption_key", "server_log_tracebacks", "services", "shown",
-    "stack_env", "start", "stop", "summary", "sync_forms", "up", "upcoming_runs", "upload_sample",
+    "stack_env", "start", "stop", "stop_order", "summary", "sync_forms", "up", "upcoming_runs", "upload_sample",
     "wait_for_schedules", "wait_until", "wire_sample_bucket", "worker_online", "write_env_file",
 ]

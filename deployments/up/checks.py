@@ -23,8 +23,8 @@ SCHEDULER_TIMEOUT = 120.0
 TRANSIENT_SERVER_ERRORS = ("database is locked",)
 
 
-def worker_online(ports: Ports, since: datetime) -> bool:
-    """True once our worker has sent a heartbeat to the server after `since`."""
+def worker_online(ports: Ports, since: datetime, name: str = WORKER_NAME) -> bool:
+    """True once our worker `name` has sent a heartbeat to the server after `since`."""
     try:
         response = httpx.post(f"{api_url(ports)}/work_pools/{WORK_POOL_NAME}/workers/filter", json={}, timeout=5.0)
     except httpx.HTTPError:
@@ -33,7 +33,7 @@ def worker_online(ports: Ports, since: datetime) -> bool:
         return False
     for worker in response.json():
         beat = worker.get("last_heartbeat_time")
-        if worker.get("name") == WORKER_NAME and worker.get("status") == "ONLINE" and beat:
+        if worker.get("name") == name and worker.get("status") == "ONLINE" and beat:
             if datetime.fromisoformat(beat.replace("Z", "+00:00")) >= since:
                 return True
     return False

@@ -22,6 +22,10 @@ SAMPLE_URI = f"s3://{SAMPLE_BUCKET}/{SAMPLE_KEY}"
 INCOMING_PREFIX = "incoming/"
 
 
+#: Prefect's own setting for its server's database (SQLite in PREFECT_HOME when unset).
+PREFECT_DATABASE_VARIABLE = "PREFECT_API_DATABASE_CONNECTION_URL"
+
+
 class UpError(RuntimeError):
     """A step of `up` failed; the message says which and where its log is."""
 
@@ -98,8 +102,10 @@ def sandbox_url(ports: Ports) -> str:
     return f"http://{HOST}:{ports.sandbox}"
 
 
-def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: Path) -> dict[str, str]:
-    """Every variable the processes of the stack need (the same for all of them)."""
+def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: Path,
+              ledger_url: str | None = None) -> dict[str, str]:
+    """Every variable the processes of the stack need (the same for all of them); the ledger is
+    `ledger_url` when given (e.g. PostgreSQL), else SQLite under the state directory."""
     return {
         "PREFECT_API_URL": api_url(ports),
         # The UI asks this URL for its data; left unset it asks :4200 whatever port the server has.
@@ -109,13 +115,23 @@ def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: P
         **pipeline_env(sandbox_url(ports), SandboxConfig()),
         "TIKTOK_PIPELINE_REDIRECT_URI": f"http://{HOST}:{ports.redirect}/callback/",
         "TIKTOK_PIPELINE_DATA_DIR": str(layout.data_dir),
-        "TIKTOK_PIPELINE_DATABASE_URL": f"sqlite:///{layout.data_dir / 'ledger.sqlite3'}",
+        "TIKTOK_PIPELINE_DATABASE_URL": ledger_url or f"sqlite:///{layout.data_dir / 'ledger.sqlite3'}",
         "TIKTOK_PIPELINE_ENCRYPTION_KEY": encryption_key,
         "TIKTOK_PIPELINE_S3_ENDPOINT_URL": f"http://{HOST}:{ports.moto}",
         "TIKTOK_PIPELINE_AWS_REGION": FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
         "TIKTOK_PIPELINE_S3_PREFIXES": INCOMING_PREFIX,
         **FAKE_AWS_ENV,
     }
+
+
+def databases(environ: Mapping[str, str], prefect_home: Path) -> str:
+    """Which databases the stack uses, passwords hidden: Prefect's own variable picks the server's."""
+    from sqlalchemy.engine import make_url
+
+    prefect = environ.get(PREFECT_DATABASE_VARIABLE) or f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}"
+    shown = [make_url(url).render_as_string(hide_password=True)
+             for url in (prefect, environ["TIKTOK_PIPELINE_DATABASE_URL"])]
+    return f"databases: Prefect server {shown[0]}, ledger {shown[1]}"
 
 
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:

@@ -35,6 +35,7 @@ class Service:
     argv: tuple[str, ...]
     port: int | None  # must be free before the start
     health_url: str | None  # None: readiness is checked another way
+    env: tuple[tuple[str, str], ...] = ()  # on top of the stack's environment, for this process only
 
 
 def running(pid_file: Path) -> psutil.Process | None:
@@ -138,8 +139,9 @@ def ensure_running(service: Service, env: Mapping[str, str], layout: Layout) -> 
             raise UpError(f"{service.name} is running with other options (ports changed?): run `make down` first")
         return process, False
     if service.port is not None and not port_is_free(service.port):
+        variable = "UP_EXTRA_API_PORTS" if service.name.startswith("prefect-") else f"UP_{service.name.upper()}_PORT"
         raise UpError(
             f"port {service.port} ({service.name}) is used by another program: stop it, or choose another port "
-            f"with UP_{service.name.upper()}_PORT"
+            f"with {variable}"
         )
-    return start(service.argv, env, pid_file, log_file, layout.root), True
+    return start(service.argv, {**env, **dict(service.env)}, pid_file, log_file, layout.root), True

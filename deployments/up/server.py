@@ -22,6 +22,17 @@ def prepare_prefect(ports: Ports) -> list[str]:
         return bootstrap(load_settings(), work_pool=WORK_POOL_NAME).lines()
 
 
+def migrate(env: Mapping[str, str], layout: Layout) -> None:
+    """`prefect server database upgrade -y`, once, before the servers (which do not migrate on start)."""
+    log_file = layout.log_file("migrate")
+    with log_file.open("wb") as log:
+        result = subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                                cwd=layout.root, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise UpError(f"`prefect server database upgrade` failed; end of {log_file}:\n{log_tail(log_file, 40)}")
+
+
 def deploy(env: Mapping[str, str], layout: Layout) -> None:
     log_file = layout.log_file("deploy")
     with log_file.open("wb") as log:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from deployments.names import WORK_POOL_NAME
 from deployments.up.checks import WORKER_NAME, server_log_tracebacks, wait_for_schedules, worker_online
-from deployments.up.server import deploy, prepare_prefect, sync_forms
+from deployments.up.server import deploy, migrate, prepare_prefect, sync_forms
 from deployments.up.layout import (
     BIN,
     HOST,
@@ -26,6 +26,7 @@ from deployments.up.layout import (
     Ports,
     UpError,
     api_url,
+    databases,
     sandbox_url,
     saved_encryption_key,
     shown,
@@ -33,6 +34,7 @@ from deployments.up.layout import (
     write_env_file,
 )
 from deployments.up.processes import Service, answers, ensure_running, port_is_free, stop, wait_until
+from deployments.up.topology import Topology
 from deployments.up.seed import connect_sandbox_accounts, make_sample, upload_sample, wire_sample_bucket
 from ledger import generate_key
 from tiktok_pipeline.errors import PipelineError
@@ -41,36 +43,57 @@ from tiktok_pipeline.errors import PipelineError
 SERVICES = ("prefect", "sandbox", "moto", "worker", "listener")
 
 
-def services(ports: Ports) -> dict[str, Service]:
+def api_ports(ports: Ports, topology: Topology) -> tuple[int, ...]:
+    return (ports.prefect, *topology.extra_api_ports)
+
+
+def services(ports: Ports, topology: Topology = Topology()) -> dict[str, Service]:
+    """Every process of the stack, in start order (`prefect` is the first API server)."""
     prefect = str(BIN / "prefect")
-    return {
-        "prefect": Service(
-            "prefect", (prefect, "server", "start", "--host", HOST, "--port", str(ports.prefect)),
-            ports.prefect, f"{api_url(ports)}/health",
-        ),
-        "sandbox": Service(
-            "sandbox",
-            (str(BIN / "tiktok-pipeline"), "sandbox", "--host", HOST, "--port", str(ports.sandbox),
-             "--log-level", "warning"),
-            ports.sandbox, f"{sandbox_url(ports)}/_sandbox/clock",
-        ),
-        "moto": Service(
-            "moto", (str(BIN / "moto_server"), "-H", HOST, "-p", str(ports.moto)), ports.moto,
-            f"http://{HOST}:{ports.moto}/moto-api/",
-        ),
-        "worker": Service(
-            "worker", (prefect, "--no-prompt", "worker", "start", "--pool", WORK_POOL_NAME, "--name", WORKER_NAME),
-            None, None,
-        ),
-        "listener": Service("listener", (str(BIN / "tiktok-pipeline"), "listen"), None, None),
-    }
+    plan: dict[str, Service] = {}
+    servers = api_ports(ports, topology)
+    for index, port in enumerate(servers, 1):
+        name = "prefect" if index == 1 else f"prefect-{index}"
+        plan[name] = Service(
+            name, (prefect, "server", "start", "--host", HOST, "--port", str(port),
+                   *(("--no-services",) if topology.scaled_out else ())),
+            port, f"http://{HOST}:{port}/api/health",
+        )
+    if topology.scaled_out:
+        plan["prefect-services"] = Service("prefect-services", (prefect, "server", "services", "start"), None, None)
+    plan["sandbox"] = Service(
+        "sandbox",
+        (str(BIN / "tiktok-pipeline"), "sandbox", "--host", HOST, "--port", str(ports.sandbox), "--log-level", "warning"),
+        ports.sandbox, f"{sandbox_url(ports)}/_sandbox/clock",
+    )
+    plan["moto"] = Service(
+        "moto", (str(BIN / "moto_server"), "-H", HOST, "-p", str(ports.moto)), ports.moto,
+        f"http://{HOST}:{ports.moto}/moto-api/",
+    )
+    for index, worker_name in enumerate(topology.worker_names(WORKER_NAME)):
+        name = "worker" if index == 0 else f"worker-{index + 1}"
+        server = servers[index % len(servers)]  # workers spread over the API servers
+        plan[name] = Service(
+            name, (prefect, "--no-prompt", "worker", "start", "--limit", str(topology.worker_limit),
+                   "--pool", WORK_POOL_NAME, "--name", worker_name),
+            None, None, env=(("PREFECT_API_URL", f"http://{HOST}:{server}/api"),),
+        )
+    plan["listener"] = Service("listener", (str(BIN / "tiktok-pipeline"), "listen"), None, None)
+    return plan
+
+
+def stop_order(names: Sequence[str]) -> list[str]:
+    """What stops first: the listener and workers (they talk to the servers), then Prefect, then the rest."""
+    rank = {"listener": 0, "worker": 1, "prefect-services": 2, "prefect": 3, "moto": 4, "sandbox": 5}
+    return sorted(names, key=lambda name: (rank.get(name, rank.get(name.rsplit("-", 1)[0], 1)), name))
 
 
 def publish_parameters() -> dict[str, object]:
     return {"request": {"source": SAMPLE_URI, "accounts": ["main"], "privacy_level": "SELF_ONLY"}}
 
 
-def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: float) -> str:
+def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: float,
+            topology: Topology = Topology()) -> str:
     parameters = publish_parameters()
     run = (
         f"PREFECT_API_URL={api_url(ports)} {shlex.quote(str(BIN / 'prefect'))} deployment run "
@@ -87,10 +110,13 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
     return "\n".join([
         f"tiktok-pipeline is up ({seconds:.1f} s)",
         f"  Prefect UI      http://{HOST}:{ports.prefect}",
+        *([f"  API servers     {', '.join(f'http://{HOST}:{port}/api' for port in api_ports(ports, topology))}"
+           " (+ Prefect's services in a process of their own, events through Redis)"] if topology.scaled_out else []),
         f"  TikTok sandbox  {sandbox_url(ports)}  (posts received: {sandbox_url(ports)}/_sandbox/posts)",
         f"  S3 (moto)       http://{HOST}:{ports.moto}  sample clip: {SAMPLE_URI}",
         f"  accounts        {', '.join(accounts)}",
-        f"  worker          {WORKER_NAME} on work pool {WORK_POOL_NAME}",
+        f"  worker          {', '.join(topology.worker_names(WORKER_NAME))} on work pool {WORK_POOL_NAME}, "
+        f"at most {topology.worker_limit} flow runs at once each",
         f"  environment     {env_file}  (logs: {env_file.parent}/*.log)",
         "",
         "Publish the sample from the UI: Deployments → publish-video → Run → Custom run, then in `request`:",
@@ -114,19 +140,29 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
 def up(layout: Layout = Layout(ROOT)) -> None:
     started = time.monotonic()
     ports = Ports.from_env(os.environ)
+    topology = Topology.from_env(os.environ)
+    if clash := set(topology.extra_api_ports) & {*ports.__dict__.values()}:
+        raise UpError(f"UP_EXTRA_API_PORTS repeats a port of the stack: {sorted(clash)}")
     layout.state_dir.mkdir(parents=True, exist_ok=True)
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     key = saved_encryption_key(layout.env_file) or generate_key()
     prefect_home = Path(os.environ.get("PREFECT_HOME") or layout.root / ".prefect")
-    values = stack_env(layout, ports, key, prefect_home)
+    # The production databases (PostgreSQL) when the usual variables name them; SQLite otherwise.
+    values = {**stack_env(layout, ports, key, prefect_home, ledger_url=os.environ.get("TIKTOK_PIPELINE_DATABASE_URL")),
+              **topology.prefect_env()}
     write_env_file(layout.env_file, values)
     # This process connects the accounts and runs the setup: it sees what the services see.
     os.environ.update(values)
     env = dict(os.environ)
-    plan = services(ports)
+    plan = services(ports, topology)
+    servers = [name for name in plan if name.startswith("prefect")]
 
+    print(databases(env, prefect_home), flush=True)
+    if topology.scaled_out:
+        migrate(env, layout)
+        print("prefect: database migrated (`prefect server database upgrade -y`)", flush=True)
     processes = {}
-    for name in ("prefect", "sandbox", "moto"):
+    for name in (*servers, "sandbox", "moto"):
         processes[name], fresh = ensure_running(plan[name], env, layout)
         print(f"{name}: {'started' if fresh else 'already running'} (pid {processes[name].pid})", flush=True)
 
@@ -152,7 +188,9 @@ def up(layout: Layout = Layout(ROOT)) -> None:
     write_env_file(layout.env_file, values)
     print(f"bucket notification: s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX}* → {wiring.env()['TIKTOK_PIPELINE_S3_QUEUE_URL']}",
           flush=True)
-    wait_healthy("prefect")
+    for name in servers:
+        if plan[name].health_url:
+            wait_healthy(name)
     for line in prepare_prefect(ports):
         print(f"setup: {line}", flush=True)
     deploy(env, layout)
@@ -160,29 +198,34 @@ def up(layout: Layout = Layout(ROOT)) -> None:
     print("\n".join(sync_forms(ports)), flush=True)
     for name, when in wait_for_schedules(api_url(ports)).items():
         print(f"scheduler: next {name} run at {when:%Y-%m-%d %H:%M} UTC", flush=True)
-    if problems := server_log_tracebacks(layout.log_file("prefect")):
-        raise UpError(f"the Prefect server logged {len(problems)} traceback(s), the last: {problems[-1]}; "
-                      f"see {shown(layout, layout.log_file('prefect'))}")
-    retried = server_log_tracebacks(layout.log_file("prefect"), transient=True)
+    for name in servers:
+        if problems := server_log_tracebacks(layout.log_file(name)):
+            raise UpError(f"the Prefect server ({name}) logged {len(problems)} traceback(s), the last: {problems[-1]}; "
+                          f"see {shown(layout, layout.log_file(name))}")
+    retried = [line for name in servers for line in server_log_tracebacks(layout.log_file(name), transient=True)]
     print("Prefect server log: no traceback" + (f" ({len(retried)} transient SQLite 'database is locked', retried by "
                                                  "Prefect)" if retried else ""), flush=True)
 
     since = datetime.now(timezone.utc)
-    worker, fresh = ensure_running(plan["worker"], env, layout)
-    if fresh:
-        wait_until(lambda: worker_online(ports, since), worker, "worker", layout.log_file("worker"))
-    print(f"worker: {'started' if fresh else 'already running'} (pid {worker.pid})", flush=True)
+    workers = {name: service for name, service in plan.items() if name.startswith("worker")}
+    for (name, service), worker_name in zip(workers.items(), topology.worker_names(WORKER_NAME)):
+        worker, fresh = ensure_running(service, env, layout)
+        if fresh:
+            wait_until(lambda: worker_online(ports, since, worker_name), worker, name, layout.log_file(name))
+        print(f"{name}: {'started' if fresh else 'already running'} (pid {worker.pid}, "
+              f"at most {topology.worker_limit} flow runs at once)", flush=True)
     listener, fresh = ensure_running(plan["listener"], env, layout)
     if fresh:
         log = layout.log_file("listener")
         wait_until(lambda: log.exists() and "listening to" in log.read_text(errors="replace"), listener, "listener", log)
     print(f"listener: {'started' if fresh else 'already running'} (pid {listener.pid})", flush=True)
     print()
-    print(summary(ports, layout, accounts, time.monotonic() - started))
+    print(summary(ports, layout, accounts, time.monotonic() - started, topology))
 
 
 def down(layout: Layout = Layout(ROOT)) -> None:
-    for name in reversed(SERVICES):
+    started = {path.stem for path in layout.state_dir.glob("*.pid")} if layout.state_dir.is_dir() else set()
+    for name in stop_order(sorted({*SERVICES, *started})):
         pid = stop(layout.pid_file(name))
         print(f"{name}: stopped (pid {pid})" if pid else f"{name}: not running", flush=True)
     print(f"data kept in {shown(layout, layout.state_dir)}/")

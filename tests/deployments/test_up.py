@@ -149,3 +149,73 @@ def test_server_log_tracebacks_reads_the_last_start_and_sets_sqlite_contention_a
         "sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement; please supply a bulk_dml decorated function"]
     assert up.server_log_tracebacks(log, transient=True) == ["sqlite3.OperationalError: database is locked"]
     assert up.server_log_tracebacks(tmp_path / "missing.log") == []
+
+
+def test_the_stack_uses_the_databases_the_usual_variables_name(tmp_path: Path) -> None:
+    layout = up.Layout(tmp_path)
+    ports = up.Ports()
+    embedded = up.stack_env(layout, ports, KEY, tmp_path / "home")
+    assert up.databases(embedded, tmp_path / "home") == (
+        f"databases: Prefect server sqlite+aiosqlite:///{tmp_path / 'home' / 'prefect.db'}, "
+        f"ledger sqlite:///{layout.data_dir / 'ledger.sqlite3'}")
+    ledger = "postgresql+psycopg://app:hunter2@db.internal:5432/ledger"
+    production = {**up.stack_env(layout, ports, KEY, tmp_path / "home", ledger_url=ledger),
+                  up.PREFECT_DATABASE_VARIABLE: "postgresql+asyncpg://prefect:s3cret@db.internal:5432/prefect"}
+    assert production["TIKTOK_PIPELINE_DATABASE_URL"] == ledger
+    line = up.databases(production, tmp_path / "home")
+    assert line == ("databases: Prefect server postgresql+asyncpg://prefect:***@db.internal:5432/prefect, "
+                    "ledger postgresql+psycopg://app:***@db.internal:5432/ledger")
+
+
+POSTGRES_PREFECT = {up.PREFECT_DATABASE_VARIABLE: "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect"}
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"UP_EXTRA_API_PORTS": "4201"}, "needs UP_REDIS_URL"),
+    ({"UP_REDIS_URL": "redis://127.0.0.1:6379/0"}, "needs the Prefect server on PostgreSQL"),
+    ({"UP_REDIS_URL": "127.0.0.1:6379", **POSTGRES_PREFECT}, "not a redis:// or rediss:// URL"),
+    ({"UP_EXTRA_API_PORTS": "4201,http", "UP_REDIS_URL": "redis://h/0", **POSTGRES_PREFECT}, "UP_EXTRA_API_PORTS"),
+    ({"UP_WORKERS": "0"}, "UP_WORKERS='0' is not a whole number from 1 to 16"),
+    ({"UP_WORKERS": "two"}, "UP_WORKERS"),
+    ({"UP_WORKER_LIMIT": "-1"}, "UP_WORKER_LIMIT"),
+])
+def test_a_topology_that_cannot_work_is_refused_naming_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(up.UpError, match=message):
+        up.Topology.from_env(environ)
+
+
+def test_the_default_topology_is_one_server_with_its_services_and_one_bounded_worker() -> None:
+    topology = up.Topology.from_env({})
+    assert (topology.scaled_out, topology.workers, topology.prefect_env()) == (False, 1, {})
+    assert topology.worker_limit == up.default_worker_limit() == 2 * (os.cpu_count() or 1)
+    plan = up.services(up.Ports(), topology)
+    assert [name for name in plan] == ["prefect", "sandbox", "moto", "worker", "listener"]
+    assert "--no-services" not in plan["prefect"].argv
+    assert plan["worker"].argv[plan["worker"].argv.index("--limit") + 1] == str(topology.worker_limit)
+
+
+def test_the_scaled_out_topology_is_prefects_multi_server_setup() -> None:
+    topology = up.Topology.from_env({"UP_REDIS_URL": "redis://127.0.0.1:6379/3", "UP_EXTRA_API_PORTS": "4210",
+                                     "UP_WORKERS": "3", "UP_WORKER_LIMIT": "2", **POSTGRES_PREFECT})
+    env = topology.prefect_env()
+    assert {key: env[key] for key in up.REDIS_MODULES} == up.REDIS_MODULES
+    assert env["PREFECT_REDIS_MESSAGING_URL"] == env["PREFECT_SERVER_DOCKET_URL"] == "redis://127.0.0.1:6379/3"
+    assert env["PREFECT_API_DATABASE_MIGRATE_ON_START"] == "false"
+    plan = up.services(up.Ports(), topology)
+    assert list(plan) == ["prefect", "prefect-2", "prefect-services", "sandbox", "moto", "worker", "worker-2",
+                          "worker-3", "listener"]
+    assert plan["prefect-2"].port == 4210 and plan["prefect-2"].health_url == "http://127.0.0.1:4210/api/health"
+    assert all("--no-services" in plan[name].argv for name in ("prefect", "prefect-2"))
+    assert plan["prefect-services"].argv[1:] == ("server", "services", "start")
+    # Workers are spread over the API servers, each named and bounded.
+    assert [dict(plan[name].env)["PREFECT_API_URL"] for name in ("worker", "worker-2", "worker-3")] == [
+        "http://127.0.0.1:4200/api", "http://127.0.0.1:4210/api", "http://127.0.0.1:4200/api"]
+    assert [plan[name].argv[-1] for name in ("worker", "worker-2", "worker-3")] == [
+        up.WORKER_NAME, f"{up.WORKER_NAME}-2", f"{up.WORKER_NAME}-3"]
+    assert all(plan[name].argv[plan[name].argv.index("--limit") + 1] == "2" for name in plan if name.startswith("worker"))
+
+
+def test_down_stops_the_clients_before_the_servers() -> None:
+    names = ["sandbox", "prefect", "moto", "worker-2", "prefect-services", "listener", "prefect-2", "worker"]
+    assert up.stop_order(names) == ["listener", "worker", "worker-2", "prefect-services", "prefect", "prefect-2",
+                                    "moto", "sandbox"]

@@ -15,14 +15,24 @@ import pytest
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The admin DSN of a reachable PostgreSQL (the skip is cached for the session)."""
+def _unreachable_reason() -> str | None:
     try:
         with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as connection:
             connection.execute("SELECT 1")
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 as user postgres (trust auth): {exc}".strip())
+        return f"PostgreSQL not reachable at 127.0.0.1:5432 as user postgres (trust auth): {exc}".strip()
+    return None
+
+
+def postgres_reachable() -> bool:
+    return _unreachable_reason() is None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin DSN of a reachable PostgreSQL (the skip is cached for the session)."""
+    if reason := _unreachable_reason():
+        pytest.skip(reason)
     return POSTGRES_ADMIN_DSN
 
 

@@ -1,9 +1,12 @@
 """Fixtures: real Prefect servers, started the way users start them (not `prefect_test_harness`).
 
 - `prefect_stack` (session): what `make up` starts, by running `make up` (UP_*_PORT, UP_STATE_DIR and
-  PREFECT_HOME set as docs/deploy.md describes): a `prefect server start` on SQLite with the UI, the TikTok
+  PREFECT_HOME set as docs/deploy.md describes): a `prefect server start` with the UI, the TikTok
   sandbox, a moto S3 server, a process worker and the S3 listener, every one a real process on a
-  free loopback port, with its state in a temporary directory. `make down` stops it.
+  free loopback port, with its state in a temporary directory. `make down` stops it. The server's
+  database is a throwaway PostgreSQL database when PostgreSQL answers (CI has it), as in production:
+  on SQLite, a server loaded by the other test processes stalled for over 30 s and its crash
+  detection fired minutes late. Without PostgreSQL the stack falls back to SQLite (`make up`'s default).
 - `PrefectServer.running(home, database_url=...)`: a bare `prefect server start` (e.g. on PostgreSQL).
 
     def test_something(prefect_stack):
@@ -35,6 +38,7 @@ from dotenv import dotenv_values
 
 from deployments import up
 from sandbox import free_port
+from tests.plugins.postgres import POSTGRES_ADMIN_DSN, postgres_reachable, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -125,6 +129,7 @@ class Stack:
     ports: up.Ports
     env: dict[str, str]  # what every process of the stack gets (clean environment + .data/up/env)
     output: str  # what `make up` printed
+    prefect_database: str | None = None  # the server's PostgreSQL database; None: SQLite in PREFECT_HOME
     api: PrefectApi = field(init=False)
 
     def __post_init__(self) -> None:
@@ -141,6 +146,10 @@ class Stack:
     @property
     def sandbox_url(self) -> str:
         return up.sandbox_url(self.ports)
+
+    @property
+    def prefect_database_url(self) -> str | None:
+        return self.prefect_database and f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.prefect_database}"
 
     @property
     def log_dir(self) -> Path:
@@ -195,6 +204,7 @@ class Stack:
             "UP_SANDBOX_PORT": str(self.ports.sandbox),
             "UP_MOTO_PORT": str(self.ports.moto),
             "UP_REDIRECT_PORT": str(self.ports.redirect),
+            **({up.PREFECT_DATABASE_VARIABLE: self.prefect_database_url} if self.prefect_database_url else {}),
         })
 
 
@@ -215,14 +225,17 @@ def prefect_stack() -> Iterator[Stack]:
     # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps, and the
     # stack's pid files must outlive the session's tests (`make down` reads them).
     state_dir = Path(tempfile.mkdtemp(prefix="tiktok-pipeline-stack-"))
-    stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(4)), env={}, output="")
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.api.close()
-        print(stack.down())
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with contextlib.ExitStack() as resources:  # the database is dropped last, after `make down`
+        database = (resources.enter_context(throwaway_database(POSTGRES_ADMIN_DSN, "tiktok_stack_prefect"))
+                    if postgres_reachable() else None)
+        stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(4)), env={}, output="", prefect_database=database)
+        try:
+            stack.up()
+            yield stack
+        finally:
+            stack.api.close()
+            print(stack.down())
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @dataclass

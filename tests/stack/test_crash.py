@@ -17,7 +17,6 @@ after the stack has started (215 s with it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -97,13 +96,6 @@ def sandbox_fault_pending(stack: Stack, fault_id: str) -> bool:
     return any(f["id"] == fault_id for f in faults)
 
 
-def received_bytes_sha256(stack: Stack, publish_id: str, size: int) -> str:
-    """sha256 of what the sandbox TikTok received for `publish_id` (one file per upload in its storage)."""
-    state = httpx.get(f"{stack.sandbox_url}/_sandbox/state", timeout=10).json()
-    (found,) = [p for p in Path(state["storage_dir"]).iterdir() if p.is_file() and p.stat().st_size == size]
-    return hashlib.sha256(found.read_bytes()).hexdigest()
-
-
 def subflow_task_names(stack: Stack, run_id: str) -> set[str]:
     """Names (without the run-count suffix) of the task runs of the publish-video subflow of `run_id`."""
     (child,) = stack.api.flow_runs(parent_flow_run_id={"any_": [run_id]})
@@ -176,7 +168,7 @@ def test_a_killed_publish_run_ends_crashed_and_its_retry_publishes_the_object_on
     assert post["received_bytes"] == post["video_size"]
     assert post["status"] == "PUBLISH_COMPLETE", post
     # Exactly the bytes init announced: the kept file, named by its content hash.
-    received = received_bytes_sha256(stack, post["publish_id"], post["video_size"])
+    received = post["check"]["sha256"]  # the sandbox checked the file it received for this publish_id
     assert (Path(stack.env["TIKTOK_PIPELINE_DATA_DIR"]) / "media" / f"{received}.mp4").is_file()
     print(f"measured: Crashed {crashed_after:.0f} s after the kill, retry created after {retried_after:.0f} s, "
           f"published after {published_after:.0f} s")

@@ -1,6 +1,7 @@
 """No credential at rest in plaintext, nor in any output: after a publish from the command line and
 one by the worker (a deployment run) on the `make up` stack, every file the stack wrote (the ledger,
-the Prefect database with its logs, artifacts, parameters, events and results, every log) and every
+the Prefect database with its logs, artifacts, parameters, events and results, every log; a PostgreSQL
+database is scanned in a `pg_dump`) and every
 command's output is scanned for every secret involved. The sandbox lists what it issued or received
 (`/_sandbox/secrets`: access and refresh tokens, OAuth codes, PKCE verifiers, upload tokens, the
 client secret); the encryption key comes from the stack's environment. Expected: zero hits.
@@ -13,6 +14,7 @@ TikTok's side, not ours), and the tokens' encrypted columns, which hold no plain
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -68,6 +70,12 @@ def test_no_secret_is_stored_or_printed_in_plaintext(prefect_stack: Stack) -> No
         data = path.read_bytes()
         hits += [f"{kind} in {path.relative_to(prefect_stack.state_dir)}"
                  for kind, values in secrets.items() for value in values if value.encode() in data]
+    if prefect_stack.prefect_database:  # the server's database is PostgreSQL, not a file under state_dir
+        dump = subprocess.run(["pg_dump", "--data-only", "--host", "127.0.0.1", "--username", "postgres",
+                               prefect_stack.prefect_database], capture_output=True, check=True, timeout=300).stdout
+        assert b"COPY public.flow_run " in dump and b"COPY public.log " in dump, dump[:2000]
+        hits += [f"{kind} in the Prefect database" for kind, values in secrets.items() for value in values
+                 if value.encode() in dump]
     for name, text in outputs.items():
         hits += [f"{kind} in the output of `{name}`" for kind, values in secrets.items() for value in values if value in text]
     assert hits == [], sorted(set(hits))
