@@ -162,9 +162,15 @@ def up(layout: Layout = Layout(ROOT)) -> None:
         migrate(env, layout)
         print("prefect: database migrated (`prefect server database upgrade -y`)", flush=True)
     processes = {}
-    for name in (*servers, "sandbox", "moto"):
+
+    def start(name: str) -> None:
         processes[name], fresh = ensure_running(plan[name], env, layout)
         print(f"{name}: {'started' if fresh else 'already running'} (pid {processes[name].pid})", flush=True)
+
+    # The first server alone: every server registers Prefect's block types when it starts, and two
+    # at once on one database collide (unique violation on block_type.slug) and one exits.
+    for name in ("prefect", "sandbox", "moto"):
+        start(name)
 
     def wait_healthy(name: str) -> None:
         url = plan[name].health_url
@@ -188,7 +194,10 @@ def up(layout: Layout = Layout(ROOT)) -> None:
     write_env_file(layout.env_file, values)
     print(f"bucket notification: s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX}* → {wiring.env()['TIKTOK_PIPELINE_S3_QUEUE_URL']}",
           flush=True)
-    for name in servers:
+    wait_healthy("prefect")
+    for name in servers[1:]:
+        start(name)
+    for name in servers[1:]:
         if plan[name].health_url:
             wait_healthy(name)
     for line in prepare_prefect(ports):

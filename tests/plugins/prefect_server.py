@@ -130,6 +130,7 @@ class Stack:
     env: dict[str, str]  # what every process of the stack gets (clean environment + .data/up/env)
     output: str  # what `make up` printed
     prefect_database: str | None = None  # the server's PostgreSQL database; None: SQLite in PREFECT_HOME
+    extra_up_env: dict[str, str] = field(default_factory=dict)  # what `make up` gets beyond ports and dirs
     api: PrefectApi = field(init=False)
 
     def __post_init__(self) -> None:
@@ -205,6 +206,7 @@ class Stack:
             "UP_MOTO_PORT": str(self.ports.moto),
             "UP_REDIRECT_PORT": str(self.ports.redirect),
             **({up.PREFECT_DATABASE_VARIABLE: self.prefect_database_url} if self.prefect_database_url else {}),
+            **self.extra_up_env,
         })
 
 
@@ -220,22 +222,60 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-@pytest.fixture(scope="session")
-def prefect_stack() -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(prefect_database: str | None, up_env: Mapping[str, str] = {}) -> Iterator[Stack]:
+    """`make up` on free ports in a temporary state directory (with `up_env` on top), `make down` after."""
     # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps, and the
     # stack's pid files must outlive the session's tests (`make down` reads them).
     state_dir = Path(tempfile.mkdtemp(prefix="tiktok-pipeline-stack-"))
+    stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(4)), env={}, output="",
+                  prefect_database=prefect_database, extra_up_env=dict(up_env))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.api.close()
+        print(stack.down())
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_stack() -> Iterator[Stack]:
     with contextlib.ExitStack() as resources:  # the database is dropped last, after `make down`
         database = (resources.enter_context(throwaway_database(POSTGRES_ADMIN_DSN, "tiktok_stack_prefect"))
                     if postgres_reachable() else None)
-        stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(4)), env={}, output="", prefect_database=database)
-        try:
-            stack.up()
-            yield stack
-        finally:
-            stack.api.close()
-            print(stack.down())
-            shutil.rmtree(state_dir, ignore_errors=True)
+        yield resources.enter_context(running_stack(database))
+
+
+#: The Redis database the scale-out stack uses (emptied before and after): none of the others use Redis.
+SCALED_REDIS_DB = 11
+
+
+@pytest.fixture(scope="session")
+def scaled_stack(postgres_server: str) -> Iterator[Stack]:
+    """Prefect's scale-out setup as docs/deploy.md describes it: two API servers without services,
+    the services in a process of their own, Redis between them, the Prefect database and the ledger
+    on PostgreSQL, two workers of at most two flow runs each."""
+    import redis
+
+    redis_url = f"redis://127.0.0.1:6379/{SCALED_REDIS_DB}"
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=3)
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {redis_url}: {exc}")
+    with contextlib.ExitStack() as resources:
+        resources.callback(client.close)
+        resources.callback(client.flushdb)
+        prefect = resources.enter_context(throwaway_database(postgres_server, "tiktok_scaled_prefect"))
+        ledger = resources.enter_context(throwaway_database(postgres_server, "tiktok_scaled_ledger"))
+        yield resources.enter_context(running_stack(prefect, {
+            "UP_REDIS_URL": redis_url,
+            "UP_EXTRA_API_PORTS": str(free_port()),
+            "UP_WORKERS": "2",
+            "UP_WORKER_LIMIT": "2",
+            "TIKTOK_PIPELINE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{ledger}",
+        }))
 
 
 @dataclass

@@ -9,3 +9,5 @@ import pytest
 STACK_GROUP = pytest.mark.xdist_group("stack")
 #: The kill -9 suite, on a stack of its own beside the other.
 CHAOS_GROUP = pytest.mark.xdist_group("chaos")
+#: Prefect's scale-out setup (two API servers, services, Redis, two workers): a stack of its own.
+TOPOLOGY_GROUP = pytest.mark.xdist_group("topology")
