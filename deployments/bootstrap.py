@@ -1,5 +1,6 @@
 """What a Prefect server needs before the deployments can run: the work pool, crash detection, the
-rate limits, the key.
+key. (TikTok's rate limits live in the ledger, publishing/ratelimits.py; the Prefect global
+concurrency limits earlier versions kept them in are removed here.)
 
 `bootstrap` is what `tiktok-pipeline setup` (and `make up`) run. Every step is idempotent, so it
 is safe to run again after connecting an account or rotating the encryption key. The Prefect API is
@@ -28,9 +29,9 @@ from deployments.automations import (
     with_heartbeat,
 )
 from deployments.names import WORK_POOL_NAME
-from tasks.ratelimits import ensure_rate_limits
 from ledger import Ledger
 from tasks.runtime import ENCRYPTION_KEY_BLOCK
+from tiktok import TIKTOK_RATE_LIMITS
 from tiktok_pipeline.errors import PipelineError
 from tiktok_pipeline.settings import Settings
 
@@ -67,7 +68,8 @@ class SetupReport:
     heartbeat: Change = "unchanged"
     crash_detection: Change = "unchanged"
     accounts: list[str] = field(default_factory=list)
-    rate_limits: list[str] = field(default_factory=list)
+    #: Prefect global concurrency limits of earlier versions (`tiktok:<open_id>:<endpoint>`) removed.
+    obsolete_limits: int = 0
     key_block: str | None = None
 
     def lines(self) -> list[str]:
@@ -80,16 +82,10 @@ class SetupReport:
             f"crash detection: automation {CRASH_AUTOMATION_NAME!r} {self.crash_detection} (a run without heartbeat "
             f"for {int(CRASH_AFTER.total_seconds())} s is marked Crashed)",
         ]
-        if self.accounts:
-            lines.append(
-                f"rate limits: {len(self.rate_limits)} created or updated for {len(self.accounts)} account(s): "
-                + ", ".join(self.accounts)
-            )
-        else:
-            lines.append(
-                "rate limits: no account in the ledger yet (each account gets its limits on first use, "
-                "or run setup again after connecting it)"
-            )
+        accounts = f"{len(self.accounts)} account(s): {', '.join(self.accounts)}" if self.accounts else "no account yet"
+        lines.append(f"rate limits: TikTok's per-token limits, kept in the ledger and shared by every worker on it "
+                     f"({accounts})" + (f"; removed {self.obsolete_limits} Prefect rate limit(s) of an earlier version"
+                                        if self.obsolete_limits else ""))
         if self.key_block:
             lines.append(f"encryption key stored in the Prefect Secret block {self.key_block!r}")
         return lines
@@ -152,9 +148,22 @@ def store_encryption_key(settings: Settings) -> str:
     return ENCRYPTION_KEY_BLOCK
 
 
+def remove_obsolete_rate_limits(open_ids: list[str]) -> int:
+    """Delete the Prefect global concurrency limits earlier versions kept TikTok's limits in; how many."""
+    removed = 0
+    with get_client(sync_client=True) as client:
+        for open_id in open_ids:
+            for endpoint in TIKTOK_RATE_LIMITS:
+                try:
+                    client.delete_global_concurrency_limit_by_name(f"tiktok:{open_id}:{endpoint}")
+                except ObjectNotFound:
+                    continue
+                removed += 1
+    return removed
+
+
 def bootstrap(settings: Settings, *, work_pool: str = WORK_POOL_NAME, store_key: bool = False) -> SetupReport:
-    """Work pool (with heartbeats), crash detection, rate limits of every account in the ledger, and
-    optionally the key as a Secret block."""
+    """Work pool (with heartbeats), crash detection, and optionally the key as a Secret block."""
     api_url = prefect_api_url()
     created, heartbeat = ensure_work_pool(work_pool)
     report = SetupReport(api_url=api_url, work_pool=work_pool, work_pool_created=created, heartbeat=heartbeat,
@@ -162,7 +171,7 @@ def bootstrap(settings: Settings, *, work_pool: str = WORK_POOL_NAME, store_key:
     with Ledger.from_settings(settings) as ledger:
         accounts = ledger.list_accounts()
     report.accounts = [account.name for account in accounts]
-    report.rate_limits = ensure_rate_limits(account.open_id for account in accounts)
+    report.obsolete_limits = remove_obsolete_rate_limits([account.open_id for account in accounts])
     if store_key:
         report.key_block = store_encryption_key(settings)
     return report

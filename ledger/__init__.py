@@ -49,7 +49,7 @@ from ledger._errors import (
     PostClaimedElsewhere,
     PostNotFound,
 )
-from ledger._ledger import ACCOUNT_NAME_PATTERN, CAP_WINDOW, Ledger, cap_usage, default_idempotency_key
+from ledger._ledger import ACCOUNT_NAME_PATTERN, CAP_WINDOW, Ledger, cap_usage, default_idempotency_key, next_free_slot
 from ledger._models import MAX_ACCOUNT_NAME_LENGTH
 from ledger._states import (
     BEFORE_INIT_STATES,
@@ -70,6 +70,7 @@ __all__ = [
     "CAP_WINDOW",
     "Ledger",
     "cap_usage",
+    "next_free_slot",
     "default_idempotency_key",
     "generate_key",
     # views

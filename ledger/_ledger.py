@@ -33,6 +33,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import _migrate
@@ -66,6 +68,7 @@ from ledger._models import (
     InitAttemptRow,
     PostEventRow,
     PostRow,
+    RateWindowRow,
     WebhookDeliveryRow,
 )
 from ledger._states import (
@@ -137,6 +140,24 @@ def cap_usage(reserved_at: Sequence[datetime], limit: int, now: datetime) -> Cap
         # The slot that frees next is the one whose leaving brings usage below the limit.
         next_slot_at = window[used - limit] + CAP_WINDOW
     return CapUsage(limit=limit, used=used, next_slot_at=next_slot_at)
+
+
+def next_free_slot(reserved: Sequence[datetime], limit: int, now: datetime) -> datetime | None:
+    """The earliest time from `now` at which one more slot can be taken without any 24 h window
+    holding more than `limit`, given the times of the slots taken and promised (posts deferred to a
+    later slot count where they were promised). None when `limit` is 0."""
+    if limit < 1:
+        return None
+    times = sorted(reserved)
+
+    def fits(at: datetime) -> bool:
+        # Every window containing `at` must keep room: those ending at `at` and at each later slot.
+        ends = [at, *(t for t in times if at < t < at + CAP_WINDOW)]
+        return all(sum(1 for t in times if end - CAP_WINDOW < t <= end) + (at > end - CAP_WINDOW) <= limit
+                   for end in ends)
+
+    candidates = sorted({now, *(t + CAP_WINDOW for t in times if t + CAP_WINDOW > now)})
+    return next(at for at in candidates if fits(at))  # the last candidate always fits
 
 
 #: What a usable ledger URL looks like, for the messages of DatabaseUrlInvalid.
@@ -491,18 +512,61 @@ class Ledger:
                 return Post.model_validate(row)
             limit, usage, when = self._cap(session, account, row.mode, now)
             if usage.left == 0:
+                # Posts deferred before this one wait for the slots that free first: this one gets the
+                # next slot after theirs, not the same instant.
+                promised = session.scalars(sa.select(PostRow.deferred_to).where(
+                    PostRow.account_id == account.id, PostRow.mode == row.mode, PostRow.id != row.id,
+                    PostRow.state.in_(sorted(BEFORE_INIT_STATES)), PostRow.deferred_to.is_not(None)))
+                taken = self._slot_times(session, account.id, row.mode, now)
+                own = next_free_slot([*taken, *promised], limit, now)
+                when = f"at {own:%Y-%m-%d %H:%M:%S} UTC" if own else when
                 raise DailyCapReached(
                     f"account {account.name!r} used {usage.used} of its {limit} {row.mode} posts in the last 24 h; "
-                    f"the next slot frees {when}",
-                    next_slot_at=usage.next_slot_at,
-                    detail={"account_name": account.name, "mode": str(row.mode), **usage.model_dump(mode="json")},
+                    f"the next slot for this post frees {when}",
+                    next_slot_at=own,
+                    detail={"account_name": account.name, "mode": str(row.mode), **usage.model_dump(mode="json"),
+                            "next_slot_at": own.isoformat() if own else None},
                 )
             row.slot_reserved_at = now
+            row.deferred_to = None
             row.updated_at = now
             self._add_event(
                 session, row, row.state, kind="slot_reserved", at=now, data={"used": usage.used + 1, "limit": limit}
             )
             return Post.model_validate(row)
+
+    # --- rate windows ------------------------------------------------------------------------------
+
+    def reserve_rate_slot(self, account_key: str, endpoint: str, limit: int, window: timedelta) -> float:
+        """Take a place for one call to `endpoint` for `account_key` in its sliding window: 0.0 when
+        taken (the call may go now), else the seconds until the oldest call of the window leaves it.
+
+        Every process on this database shares the window; the row is locked while a call takes its
+        place, so `limit` calls within `window` is never exceeded, whatever the number of workers."""
+        if limit < 1:
+            raise LedgerInputInvalid(f"rate limit of {endpoint} must be at least 1, got {limit}",
+                                     detail={"endpoint": endpoint, "limit": limit})
+        span = window.total_seconds()
+        with self._transaction(write=True) as session:
+            insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert)(RateWindowRow)
+            # One round trip creates the row on first use and locks it (an upsert that rewrites the row
+            # takes its lock on PostgreSQL; SQLite's write transaction is exclusive anyway).
+            stored = session.execute(
+                insert.values(account_key=account_key, endpoint=endpoint, sent_at=[])
+                .on_conflict_do_update(index_elements=["account_key", "endpoint"],
+                                       set_={"sent_at": RateWindowRow.__table__.c.sent_at})
+                .returning(RateWindowRow.__table__.c.sent_at)
+            ).scalar_one()
+            now = self._clock().timestamp()
+            recent = [at for at in stored if at > now - span]
+            wait = max(recent[len(recent) - limit] + span - now, 0.001) if len(recent) >= limit else 0.0
+            kept = recent if wait else [*recent, now]
+            if kept != stored:
+                session.execute(sa.update(RateWindowRow.__table__)
+                                .where(RateWindowRow.__table__.c.account_key == account_key,
+                                       RateWindowRow.__table__.c.endpoint == endpoint)
+                                .values(sent_at=kept))
+            return wait
 
     # --- posts -------------------------------------------------------------------------------------
 
@@ -681,6 +745,23 @@ class Ledger:
             now = self._clock()
             row.updated_at = now
             self._add_event(session, row, row.state, kind=kind, at=now, message=message, data=data)
+            return Post.model_validate(row)
+
+    def defer_post(self, post: Post | int, until: datetime, message: str, data: dict[str, Any] | None = None) -> Post:
+        """Promise the post the daily-cap slot at `until` (DailyCapReached.next_slot_at): later deferrals
+        of the account's posts count it as taken. Event `deferred`; cleared when the post takes a slot."""
+        post_id = _post_id(post)
+        if until.tzinfo is None:
+            raise LedgerInputInvalid(f"defer_post needs an aware datetime, got {until!r}", detail={"post_id": post_id})
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id, lock=True)
+            if row.state not in BEFORE_INIT_STATES:
+                raise IllegalTransition(f"post {post_id} is {row.state}: only posts before init are deferred",
+                                        detail={"post_id": post_id, "state": str(row.state)})
+            now = self._clock()
+            row.deferred_to, row.updated_at = until, now
+            self._add_event(session, row, row.state, kind="deferred", at=now, message=message,
+                            data={**(data or {}), "deferred_to": until.isoformat()})
             return Post.model_validate(row)
 
     def mark_initialized(self, post: Post | int, publish_id: str) -> Post:
@@ -942,6 +1023,7 @@ class Ledger:
             number = attempts[-1].number + 1 if attempts else 1
             for stale in (a for a in attempts if a.outcome is AttemptOutcome.pending):
                 stale.outcome, stale.finished_at = AttemptOutcome.lost, now
+                self._slot_seen_by_tiktok(session, row, stale, now)
                 stale.error_message = f"superseded by attempt {number}: no answer was ever stored"
                 self._add_event(session, row, row.state, kind="init_attempt_lost", at=now, message=stale.error_message,
                                 data={"attempt": stale.number, "attempt_id": stale.id})
@@ -1007,6 +1089,7 @@ class Ledger:
                     )
                 now = self._clock()
                 found.outcome, found.publish_id, found.finished_at = AttemptOutcome.answered, publish_id, now
+                self._slot_seen_by_tiktok(session, row, found, now)
                 data = {"publish_id": publish_id, "attempt": found.number, "attempt_id": found.id}
                 from_state = row.state
                 if row.state is PostState.media_ready and row.publish_id is None:
@@ -1071,6 +1154,8 @@ class Ledger:
             now = self._clock()
             found.outcome, found.finished_at = outcome, now
             found.error_code, found.error_message = error_code, error_message
+            if outcome is AttemptOutcome.lost:
+                self._slot_seen_by_tiktok(session, row, found, now)
             self._add_event(session, row, row.state, kind=f"init_attempt_{outcome}", at=now, message=error_message,
                             data={"attempt": found.number, "attempt_id": found.id, "error_code": error_code})
             return InitAttempt.model_validate(found)
@@ -1294,12 +1379,26 @@ class Ledger:
                 .group_by(InitAttemptRow.post_id)
             )
             first_counted = {post_id: number for post_id, number in firsts}
+        # TikTok saw an init between its start and its answer: the answer's time (or, for one whose
+        # answer was lost, when that was concluded) keeps the ledger's window at or behind TikTok's.
+        seen_at = sa.func.coalesce(InitAttemptRow.finished_at, InitAttemptRow.started_at)
         recent = session.execute(
-            sa.select(InitAttemptRow.post_id, InitAttemptRow.number, InitAttemptRow.started_at)
-            .where(counted, InitAttemptRow.started_at > now - CAP_WINDOW)
+            sa.select(InitAttemptRow.post_id, InitAttemptRow.number, seen_at)
+            .where(counted, seen_at > now - CAP_WINDOW)
         )
         extra = [at for post_id, number, at in recent if first_counted.get(post_id) != number]
         return [*slots.values(), *extra]
+
+    @staticmethod
+    def _slot_seen_by_tiktok(session: Session, row: PostRow, attempt: InitAttemptRow, now: datetime) -> None:
+        """The post's daily slot is counted from when TikTok saw its first init that may have created a
+        post (answered, or its answer lost), not from when the slot was reserved: a rate-limit wait
+        between the two would otherwise end the ledger's 24 h window before TikTok's."""
+        earlier = session.scalar(sa.select(sa.func.count()).select_from(InitAttemptRow).where(
+            InitAttemptRow.post_id == row.id, InitAttemptRow.number < attempt.number,
+            InitAttemptRow.outcome.in_(sorted(CAP_COUNTED_OUTCOMES - {AttemptOutcome.pending}))))
+        if not earlier and row.slot_reserved_at is not None and row.slot_reserved_at < now:
+            row.slot_reserved_at = now
 
     def _store_grant(self, row: AccountRow, grant: TokenGrant, now: datetime) -> None:
         row.access_token_ciphertext = self._cipher.encrypt(grant.access_token)

@@ -151,6 +151,9 @@ class PostRow(Base):
     # The runner that claimed the post (Ledger.claim_post) and until when: compare-and-set, migration 0004.
     lease_owner: Mapped[str | None] = mapped_column(sa.String(MAX_LEASE_OWNER_LENGTH))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The free daily-cap slot a deferred post waits for (Ledger.defer_post, migration 0007): the next
+    # deferred post of the account waits for the slot after it, not for the same one.
+    deferred_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped[AccountRow] = relationship(lazy="joined", innerjoin=True)
 
@@ -222,6 +225,18 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(DiagnosticText())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status_reason: Mapped[str | None] = mapped_column(DiagnosticText())  # why it was given up
+
+
+class RateWindowRow(Base):
+    """TikTok's per-token rate limits as sliding windows every process shares (migration 0007): the
+    times (epoch seconds, ascending) of the calls to one endpoint for one account within the last
+    window. One row per (account, endpoint), locked while a call takes its place."""
+
+    __tablename__ = "rate_windows"
+
+    account_key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    sent_at: Mapped[list[float]] = mapped_column(sa.JSON)
 
 
 def _clean_diagnostic_text_on_set() -> None:

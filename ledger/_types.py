@@ -76,6 +76,8 @@ class Post(_View):
     published_at: datetime | None
     lease_owner: str | None = None  # the runner holding the post's claim (see Ledger.claim_post)
     lease_expires_at: datetime | None = None
+    #: The daily-cap slot a deferred post waits for (Ledger.defer_post); None once it holds a slot.
+    deferred_to: datetime | None = None
 
 
 class Claim(BaseModel):

@@ -713,9 +713,11 @@ def defer(services: Services, request: PublishRequest, post: Post, check: Creato
     run = schedule(post.id, exc.next_slot_at)
     if run is None:
         return None
-    post = services.ledger.note(post, "deferred", f"daily cap reached; deferred to {exc.next_slot_at:%Y-%m-%d %H:%M} UTC",
-                                data={"flow_run_id": run.id, "scheduled_for": exc.next_slot_at.isoformat(),
-                                      "request": request_json(request)})
+    # Promised to this post: the account's next deferred post is told the slot after this one.
+    post = services.ledger.defer_post(post, exc.next_slot_at,
+                                      f"daily cap reached; deferred to {exc.next_slot_at:%Y-%m-%d %H:%M} UTC",
+                                      data={"flow_run_id": run.id, "scheduled_for": exc.next_slot_at.isoformat(),
+                                            "request": request_json(request)})
     log.info("post %d deferred to %s UTC as flow run %s (%s)", post.id, f"{exc.next_slot_at:%Y-%m-%d %H:%M}",
              run.name, run.id)
     return first_result(post, check.nickname).model_copy(update={"scheduled_for": exc.next_slot_at, "flow_run_id": run.id,

@@ -5,8 +5,9 @@
     services.with_client("brand", lambda c: c.query_creator_info())
 
 Nothing here knows Prefect: the Prefect shell (`tasks.runtime`) builds a Services whose encryption key may
-come from a Secret block and whose TikTok calls go through Prefect's global rate limits, by passing
-`key_fallback` and `rate_limit`. Tests build one over a SQLite ledger and the sandbox.
+come from a Secret block, by passing `key_fallback`. Every TikTok call goes through TikTok's rate limits
+kept in the ledger (`publishing.ratelimits`), shared by every worker on that database, unless a caller
+passes another `rate_limit` hook. Tests build one over a SQLite ledger and the sandbox.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ledger import EncryptionKeyMissing, Ledger, TokenGrant
+from publishing.ratelimits import LedgerRateLimiter
 from tiktok import AccessTokenInvalid, OAuthClient, RateLimitHook, TikTokClient, TokenSet, check_chunk_size
 from tiktok_pipeline.settings import Settings, TikTokAppSettings
 
@@ -70,7 +72,7 @@ class Services:
         self.settings = settings
         self._key_fallback = key_fallback
         self._key_location = key_location
-        self.rate_limit = rate_limit
+        self._rate_limit = rate_limit
         self._ledger = ledger
 
     def encryption_key(self) -> str | None:
@@ -93,6 +95,13 @@ class Services:
         if self._ledger is None:
             self._ledger = _ledger_for(self.settings.storage.effective_database_url, self.encryption_key())
         return self._ledger
+
+    @property
+    def rate_limit(self) -> RateLimitHook:
+        """The hook every TikTok call passes first: the caller's, else TikTok's limits in the ledger."""
+        if self._rate_limit is None:
+            self._rate_limit = LedgerRateLimiter(self.ledger)
+        return self._rate_limit
 
     def refresher(self) -> Callable[[str], TokenGrant]:
         return refresher(self.settings.tiktok)

@@ -1,8 +1,8 @@
 """The Prefect shell's composition root: the Services a task or flow run in this worker process uses.
 
-`services()` builds `publishing.Services` from the worker's settings, with the two things only Prefect
-provides: the encryption key from a Secret block when no setting holds it, and every TikTok call routed
-through Prefect's global rate limits (one per account and endpoint, shared by all workers).
+`services()` builds `publishing.Services` from the worker's settings, with what only Prefect provides:
+the encryption key from a Secret block when no setting holds it. (TikTok's rate limits are the
+ledger's, shared by every worker on it: publishing/ratelimits.py.)
 The settings are read here and nowhere else in tasks/ and flows/; steps receive what they need.
 """
 
@@ -14,13 +14,10 @@ import os
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.exceptions import ObjectNotFound
-from prefect.concurrency.sync import rate_limit
 
 from ledger import Ledger
 from publishing.services import Services
-from tasks.ratelimits import ensure_rate_limits, rate_limit_name
 from tiktok_pipeline.settings import Settings, load_settings
 
 #: Name of the Prefect Secret block that may hold the Fernet key when no setting provides it.
@@ -44,26 +41,11 @@ def _key_from_secret_block() -> str | None:
     return _block_key[0]
 
 
-def prefect_rate_limit(account_key: str, endpoint: str) -> None:
-    """RateLimitHook routing every TikTok call through Prefect's global rate limits.
-
-    The limits (one per account and endpoint) are created by `tiktok-pipeline setup`; an account
-    connected since gets its limits here on first use (`strict=True` never means "no limit").
-    """
-    name = rate_limit_name(account_key, endpoint)
-    try:
-        rate_limit(name, strict=True)
-    except ConcurrencySlotAcquisitionError:
-        ensure_rate_limits([account_key])
-        rate_limit(name, strict=True)
-
-
 def _build(current: Settings) -> Services:
     return Services(
         current,
         key_fallback=_key_from_secret_block,
         key_location=f"the Prefect Secret block {ENCRYPTION_KEY_BLOCK}",
-        rate_limit=prefect_rate_limit,
     )
 
 

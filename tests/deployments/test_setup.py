@@ -63,19 +63,20 @@ def test_storing_the_key_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_report_says_what_was_done() -> None:
     report = SetupReport(api_url="http://127.0.0.1:4200/api", work_pool="tiktok-pipeline", work_pool_created=True,
                          heartbeat="created", crash_detection="created", accounts=["main"],
-                         rate_limits=["tiktok:a:b"] * 7, key_block="tiktok-pipeline-encryption-key")
+                         obsolete_limits=7, key_block="tiktok-pipeline-encryption-key")
     assert report.lines() == [
         "Prefect API: http://127.0.0.1:4200/api",
         "work pool 'tiktok-pipeline' (process): created; its flow runs send a heartbeat every 30 s "
         "(PREFECT_FLOWS_HEARTBEAT_FREQUENCY: set)",
         "crash detection: automation 'tiktok-pipeline: crash runs whose heartbeats stopped' created "
         "(a run without heartbeat for 90 s is marked Crashed)",
-        "rate limits: 7 created or updated for 1 account(s): main",
+        "rate limits: TikTok's per-token limits, kept in the ledger and shared by every worker on it "
+        "(1 account(s): main); removed 7 Prefect rate limit(s) of an earlier version",
         "encryption key stored in the Prefect Secret block 'tiktok-pipeline-encryption-key'",
     ]
     again = SetupReport("u", "p", False).lines()
     assert "already exists" in again[1] and "already set" in again[1] and "unchanged" in again[2]
-    assert "no account in the ledger yet" in again[3]
+    assert again[3].endswith("(no account yet)")
 
 
 def test_crash_detection_is_prefects_zombie_recipe_for_the_pipelines_runs() -> None:

@@ -68,16 +68,6 @@ def connect_test_accounts() -> None:
                         lambda url: httpx.get(url, follow_redirects=True, timeout=30), extra_params={"sandbox_user": user})
 
 
-def _fresh_rate_limits() -> None:
-    """Each test is a new day for TikTok's per-minute limits: drop the limits earlier tests used up.
-
-    They are recreated (empty) on first use, exactly as for a newly connected account.
-    """
-    from tasks.ratelimits import delete_rate_limits
-
-    delete_rate_limits(["sbx-open-id-studio-main", "sbx-open-id-private-creator"])
-
-
 @pytest.fixture
 def pipeline(sandbox, s3_bucket: str, moto_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     for key, value in sandbox.env().items():
@@ -86,8 +76,7 @@ def pipeline(sandbox, s3_bucket: str, moto_server, tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("TIKTOK_PIPELINE_REDIRECT_URI", f"http://localhost:{free_port()}/callback/")
     monkeypatch.setenv("TIKTOK_PIPELINE_ENCRYPTION_KEY", generate_key())
     monkeypatch.setenv("TIKTOK_PIPELINE_STATUS_POLL_INTERVAL", "2")
-    connect_test_accounts()
-    _fresh_rate_limits()
+    connect_test_accounts()  # new tokens, and a new ledger: TikTok's per-minute windows start empty
     s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
     pipeline = Pipeline(data_dir=tmp_path / "data", bucket=s3_bucket, s3=s3, sandbox=sandbox)
     yield pipeline

@@ -7,7 +7,7 @@ from multiprocessing.synchronize import Barrier as ProcessBarrier
 
 import pytest
 
-from ledger import CAP_WINDOW, DailyCapReached, Ledger, PostState, PublishMode, cap_usage
+from ledger import CAP_WINDOW, DailyCapReached, Ledger, PostState, PublishMode, cap_usage, next_free_slot
 from tests.ledger.helpers import SteppingClock, connect, initialized_post, ready_post
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -161,4 +161,81 @@ def test_processes_racing_for_the_last_slot(ledger: Ledger, database_url: str, e
     for worker in workers:
         worker.join(timeout=60)
     assert outcomes == ["capped", "capped", "won"]
+    assert ledger.caps_left("brand").direct.used == 2
+
+
+def test_next_free_slot_gives_each_deferred_post_a_slot_of_its_own() -> None:
+    hour = timedelta(hours=1)
+    taken = [T0, T0 + hour, T0 + 2 * hour]  # a cap of 3, used up
+    now = T0 + 3 * hour
+    assert next_free_slot(taken, 3, now) == T0 + CAP_WINDOW  # what cap_usage says, with nothing promised
+    first = next_free_slot(taken, 3, now)
+    second = next_free_slot([*taken, first], 3, now)
+    third = next_free_slot([*taken, first, second], 3, now)
+    fourth = next_free_slot([*taken, first, second, third], 3, now)
+    assert (first, second, third) == (T0 + CAP_WINDOW, T0 + hour + CAP_WINDOW, T0 + 2 * hour + CAP_WINDOW)
+    assert fourth == first + CAP_WINDOW  # the slots the deferred posts took free again 24 h later
+    assert next_free_slot([], 3, now) == now and next_free_slot(taken, 4, now) == now
+    assert next_free_slot(taken, 0, now) is None
+    # A promise further ahead leaves room before it only where no 24 h window would exceed the cap.
+    assert next_free_slot([*taken, T0 + 2 * CAP_WINDOW], 3, now) == T0 + CAP_WINDOW
+
+
+def test_deferred_posts_wait_for_successive_slots_and_take_them(ledger: Ledger, clock: SteppingClock) -> None:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=2)
+    start = clock.now
+    for n in range(2):
+        initialized_post(ledger, f"p{n}")
+        clock.advance(timedelta(hours=1))
+    waiting = [ready_post(ledger, f"w{n}") for n in range(3)]
+    promised = []
+    for post in waiting:
+        with pytest.raises(DailyCapReached) as caught:
+            ledger.reserve_slot(post)
+        assert caught.value.next_slot_at is not None
+        deferred = ledger.defer_post(post, caught.value.next_slot_at, "deferred by the test")
+        assert deferred.deferred_to == caught.value.next_slot_at
+        promised.append(caught.value.next_slot_at)
+    assert promised == [start + CAP_WINDOW, start + timedelta(hours=1) + CAP_WINDOW, start + 2 * CAP_WINDOW]
+    assert [e.kind for e in ledger.post_events(waiting[0].id)][-1] == "deferred"
+    # Asked again, a deferred post is told its own slot, not a later one (it does not count itself).
+    with pytest.raises(DailyCapReached) as again:
+        ledger.reserve_slot(waiting[1])
+    assert again.value.next_slot_at == promised[1]
+    clock.now = promised[0]
+    taken = ledger.reserve_slot(waiting[0])
+    assert (taken.slot_reserved_at, taken.deferred_to) == (promised[0], None)
+
+
+def test_a_slot_counts_from_when_tiktok_answered_the_init(ledger: Ledger, clock: SteppingClock) -> None:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=1)
+    post = ledger.reserve_slot(ready_post(ledger, "slow"))
+    reserved = post.slot_reserved_at
+    clock.advance(timedelta(minutes=4))  # e.g. a rate-limit wait between the slot and the init
+    attempt = ledger.record_init_attempt(post)
+    clock.advance(timedelta(seconds=2))
+    answered = ledger.record_publish_id(attempt, "v_pub_slow")
+    assert answered.slot_reserved_at == reserved + timedelta(minutes=4, seconds=2)
+    blocked = ready_post(ledger, "next")
+    with pytest.raises(DailyCapReached) as caught:
+        ledger.reserve_slot(blocked)
+    assert caught.value.next_slot_at == answered.slot_reserved_at + CAP_WINDOW  # not 4 minutes before TikTok frees it
+
+
+def test_a_lost_init_counts_from_when_its_answer_was_given_up(ledger: Ledger, clock: SteppingClock) -> None:
+    connect(ledger)
+    ledger.set_daily_caps("brand", direct=5)
+    post = ledger.reserve_slot(ready_post(ledger, "lost"))
+    first = ledger.record_init_attempt(post)
+    clock.advance(timedelta(seconds=30))
+    ledger.mark_attempt_lost(first, "timed out")
+    assert ledger.get_post(post.id).slot_reserved_at == clock.now
+    # The retry's own slot counts from its answer; the post's slot stays with the first attempt.
+    clock.advance(timedelta(seconds=10))
+    second = ledger.record_init_attempt(post)
+    clock.advance(timedelta(seconds=1))
+    ledger.record_publish_id(second, "v_pub_lost")
+    assert ledger.get_post(post.id).slot_reserved_at == clock.now - timedelta(seconds=11)
     assert ledger.caps_left("brand").direct.used == 2

@@ -19,7 +19,8 @@ from tests.ledger.helpers import insert_legacy_post
 from deployments.cli import build_app
 from tiktok_pipeline.settings import load_settings
 
-LEDGER_TABLES = {"accounts", "posts", "post_events", "init_attempts", "webhook_deliveries", "alembic_version"}
+LEDGER_TABLES = {"accounts", "posts", "post_events", "init_attempts", "webhook_deliveries", "rate_windows",
+                 "alembic_version"}
 
 
 def _tables(url: str) -> set[str]:
@@ -114,7 +115,7 @@ def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0003")
             old = insert_legacy_post(connection, "before-0004")
-        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries"}
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries", "rate_windows"}
         assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         assert _tables(database_url) == LEDGER_TABLES
         post = ledger.get_post(old)
@@ -126,7 +127,7 @@ def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_
         # And back: the downgrade drops what 0004 added in place (no table rebuild), keeping the rows.
         with ledger.engine.begin() as connection:
             command.downgrade(alembic_config(connection), "0003")
-        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries"}
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries", "rate_windows"}
         with ledger.engine.connect() as connection:
             columns = {c["name"] for c in sa.inspect(connection).get_columns("posts")}
             assert not columns & {"lease_owner", "lease_expires_at"}
@@ -138,7 +139,7 @@ def test_migration_0005_adds_the_webhook_outbox_to_an_existing_ledger(database_u
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0004")
             old = insert_legacy_post(connection, "before-0005")
-        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries"}
+        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries", "rate_windows"}
         assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         assert ledger.webhook_deliveries() == []  # an existing ledger starts with an empty outbox
         [delivery] = ledger.add_webhook_deliveries([OutboxEntry(
@@ -147,8 +148,10 @@ def test_migration_0005_adds_the_webhook_outbox_to_an_existing_ledger(database_u
         assert (delivery.post_id, delivery.status, delivery.attempts) == (old, DeliveryStatus.pending, 0)
         with ledger.engine.begin() as connection:
             command.downgrade(alembic_config(connection), "0004")
-        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries"}
-        assert ledger.get_post(old).publish_id == "v_pub_before-0005"  # the posts stay as they were
+        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries", "rate_windows"}
+        with ledger.engine.connect() as connection:  # the posts stay as they were (read raw: the models are newer)
+            assert connection.execute(sa.text("SELECT publish_id FROM posts WHERE id = :p"), {"p": old}).scalar() == (
+                "v_pub_before-0005")
 
 
 def test_migration_0006_forgets_the_plaintext_upload_urls_of_finished_uploads(database_url: str) -> None:
@@ -164,7 +167,7 @@ def test_migration_0006_forgets_the_plaintext_upload_urls_of_finished_uploads(da
                 connection.execute(events.insert().values(
                     post_id=post_id, at=datetime.now(UTC), from_state="media_ready", to_state="initialized",
                     kind="transition", message="initialized", data={"upload_url": url, "chunk_size": 5}))
-        assert ledger.migrate() is True and ledger.current_revision() == "0006" == ledger.head_revision()
+        assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         with ledger.engine.connect() as connection:
             stored = dict(connection.execute(sa.text("SELECT post_id, data FROM post_events")).all())
         assert "PLAINTEXT-token" not in str(stored[finished]) and "chunk_size" in str(stored[finished])
@@ -173,3 +176,21 @@ def test_migration_0006_forgets_the_plaintext_upload_urls_of_finished_uploads(da
         ledger.transition(ledger.get_post(uploading), PostState.uploaded, message="uploaded")
         with ledger.engine.connect() as connection:
             assert "PLAINTEXT-token" not in str(connection.execute(sa.text("SELECT data FROM post_events")).all())
+
+
+def test_migration_0007_adds_rate_windows_and_deferred_slots_to_an_existing_ledger(database_url: str) -> None:
+    with Ledger(database_url, migrate=False) as ledger:
+        with ledger.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0006")
+            old = insert_legacy_post(connection, "before-0007")
+        assert _tables(database_url) == LEDGER_TABLES - {"rate_windows"}
+        assert ledger.migrate() is True and ledger.current_revision() == "0007" == ledger.head_revision()
+        assert ledger.get_post(old).deferred_to is None  # nothing was deferred to a slot of its own before
+        assert ledger.reserve_rate_slot("open-id", "video_init", 1, timedelta(minutes=1)) == 0.0
+        assert ledger.reserve_rate_slot("open-id", "video_init", 1, timedelta(minutes=1)) > 0
+        with ledger.engine.begin() as connection:  # and back, in place, keeping the posts
+            command.downgrade(alembic_config(connection), "0006")
+        assert _tables(database_url) == LEDGER_TABLES - {"rate_windows"}
+        with ledger.engine.connect() as connection:
+            assert "deferred_to" not in {c["name"] for c in sa.inspect(connection).get_columns("posts")}
+            assert connection.execute(sa.text("SELECT publish_id FROM posts")).scalars().all() == ["v_pub_before-0007"]
