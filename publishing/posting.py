@@ -59,6 +59,7 @@ from publishing.sources import FetchedSource, credentials_missing, has_aws_crede
 from publishing.workdirs import KeptMediaDamaged, KeptMediaMissing, KeptMediaUnwritable, keep_media, kept_media_path
 from tiktok import (
     CreatorInfo,
+    Endpoint,
     InitOutcomeUnknown,
     PollPolicy,
     PostInfo,
@@ -753,8 +754,15 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
 
     refused = lost = 0
     kind = "inbox upload" if request.mode is PublishMode.inbox else f"direct post ({post_info.privacy_level})"
+    endpoint = Endpoint.INBOX_VIDEO_INIT if request.mode is PublishMode.inbox else Endpoint.VIDEO_INIT
     while True:
+        # TikTok's per-minute limit is waited for before the attempt goes on record, and the lease is
+        # renewed after the wait: a long wait must not leave a recorded attempt under a lapsed lease
+        # that another runner takes over (both would then call init).
+        services.rate_limit(check.open_id, endpoint)
         try:  # write-ahead: on record (and committed) before TikTok hears of it; only the lease holder may
+            if owner is not None:
+                book.renew_claim(post, owner, claim_lease(services))
             attempt = book.record_init_attempt(post, owner=owner)
         except ClaimLost:
             log.warning("post %d: another runner took over its lease; this run sends no init", post.id)
@@ -764,7 +772,7 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
         log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt.number, kind,
                  megabytes(media.size), plan.total_chunk_count)
         try:
-            answer = services.with_client(check.account, init)
+            answer = services.with_client(check.account, init, prepaid=endpoint)
             break
         except RateLimitExceeded as exc:  # refused before anything was created: safe to ask again
             book.mark_attempt_failed(attempt, error_code=exc.code or "rate_limit_exceeded", error_message=str(exc))
@@ -803,6 +811,16 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                   "media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
                   "kept_media": str(kept), "flow_run_id": flow_run_id},
         )
+    except IllegalTransition as exc:
+        current = book.get_post(post.id)
+        if current.publish_id is None or current.publish_id == answer.publish_id:
+            raise
+        # Our answer came after another runner (which took the lapsed lease over) stored its own: the
+        # ledger keeps ours on the attempt, and nothing is ever uploaded to it. The post is the other's.
+        log.warning("post %d: init answer %s arrived after another runner initialized the post as %s; %s receives "
+                    "nothing (it counts against the daily cap); waiting for the other runner's outcome",
+                    post.id, answer.publish_id, current.publish_id, answer.publish_id)
+        raise ClaimLost(post.id, owner or "", current.lease_owner) from exc
     except PipelineError:
         # TikTok holds a post the ledger does not know: the run log is the record until someone reconciles it.
         log.error("post %d: TikTok answered publish_id %s but the ledger could not record it; do not post this "
@@ -829,16 +847,25 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
     started = time.monotonic()
     owner = owner or runner_id(flow_run_id)
     post, created = open_post(services, request, check.account, source, post_key, check)
-    retried = post.state is PostState.failed and post.publish_id is None
-    if post.mode is not PublishMode.hold and (post.state in BEFORE_INIT_STATES or post.state is PostState.initialized
-                                              or retried):
-        claimed = claim_or_wait(services, post, owner, check, log, sleep=sleep, owner_has_ended=owner_has_ended)
-        if isinstance(claimed, PublishResult):
-            return claimed
-        post = claimed
-    result = _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
-                           still_running=still_running, schedule=schedule, log=log, sleep=sleep, started=started,
-                           owner=owner)
+    while True:
+        retried = post.state is PostState.failed and post.publish_id is None
+        if post.mode is not PublishMode.hold and (post.state in BEFORE_INIT_STATES
+                                                  or post.state is PostState.initialized or retried):
+            claimed = claim_or_wait(services, post, owner, check, log, sleep=sleep, owner_has_ended=owner_has_ended)
+            if isinstance(claimed, PublishResult):
+                return claimed
+            post = claimed
+        try:
+            result = _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
+                                   still_running=still_running, schedule=schedule, log=log, sleep=sleep,
+                                   started=started, owner=owner)
+        except ClaimLost:
+            # Another runner took the lease over (ours lapsed): it is that runner's post now. Wait for
+            # its outcome, or take over again if it dies too, as any second runner of the request does.
+            log.warning("post %d: another runner took over its lease; waiting for that runner's outcome", post.id)
+            post, created = services.ledger.get_post(post.id), False
+            continue
+        break
     if result.post_id is not None and result.state is not PostState.initialized:
         # The lease is kept only for a post left initialized: its upload follows, by the same owner.
         release(services, services.ledger.get_post(result.post_id), owner)

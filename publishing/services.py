@@ -49,6 +49,19 @@ def refresher(settings: TikTokAppSettings) -> Callable[[str], TokenGrant]:
     return refresh
 
 
+def _prepaid_once(hook: RateLimitHook, endpoint: str) -> RateLimitHook:
+    """`hook`, except that the first call for `endpoint` passes: its place was taken beforehand."""
+    owed = [endpoint]
+
+    def limited(account_key: str, called: str) -> None:
+        if owed and called == owed[0]:
+            owed.clear()
+            return
+        hook(account_key, called)
+
+    return limited
+
+
 @functools.lru_cache(maxsize=8)
 def _ledger_for(url: str, key: str | None) -> Ledger:
     # One engine and pool per database and key in this process, however many Services are built.
@@ -106,11 +119,13 @@ class Services:
     def refresher(self) -> Callable[[str], TokenGrant]:
         return refresher(self.settings.tiktok)
 
-    def with_client(self, account_name: str, call: Callable[[TikTokClient], T], *, rate_limited: bool = True) -> T:
+    def with_client(self, account_name: str, call: Callable[[TikTokClient], T], *, rate_limited: bool = True,
+                    prepaid: str | None = None) -> T:
         """Run `call` with a client holding a fresh token; on access_token_invalid refresh once and retry.
 
         Only for calls that TikTok rejected outright (401): nothing happened on TikTok's side, so the
-        second attempt cannot duplicate anything.
+        second attempt cannot duplicate anything. `prepaid`: an endpoint whose rate-limit place the
+        caller already took (`rate_limit`) for this call: its first request does not take another.
         """
         if self.encryption_key() is None:
             raise self.encryption_key_missing()
@@ -119,6 +134,8 @@ class Services:
         refresh = self.refresher()
         token, _ = book.ensure_fresh_token(account_name, refresh)
         hook = self.rate_limit if rate_limited else None
+        if hook is not None and prepaid is not None:
+            hook = _prepaid_once(hook, prepaid)
         try:
             with TikTokClient(token, self.settings.tiktok, account_key=account.open_id, rate_limit=hook) as client:
                 return call(client)

@@ -224,6 +224,37 @@ def test_a_runner_whose_lease_was_taken_over_stops_before_sending_a_byte(service
     assert all(not p.get("received_bytes") for p in sandbox.posts())
 
 
+def test_a_runner_whose_init_answer_comes_after_a_takeover_reports_the_takeovers_outcome(
+    services: Services, clip, sandbox, clock, monkeypatch
+) -> None:
+    """Run A's init answer is so slow that its lease lapses and run B takes the post over and publishes
+    it: A's late publish_id stays on its attempt and receives nothing, and A reports B's outcome."""
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    real = services.with_client
+    late: list[object] = []
+
+    def slow_answer_for_run_a(account: str, call, **kwargs):
+        answer = real(account, call, **kwargs)
+        if kwargs.get("prepaid") and not late:  # run A's init: TikTok answered, the answer is on its way
+            late.append(answer)
+            clock.advance(timedelta(seconds=services.settings.claim_lease + 1))
+            taken = init_post(services, request, check, source, prepared, owner="run-B")
+            poll_status(services, upload(services, taken, prepared, owner="run-B"), check.username, owner="run-B")
+        return answer
+
+    monkeypatch.setattr(services, "with_client", slow_answer_for_run_a)
+    first = init_post(services, request, check, source, prepared, owner="run-A")
+    assert first.state is PostState.published and first.ok, first
+    (orphan,) = late
+    received = {p["publish_id"]: p["received_bytes"] for p in sandbox.posts()}
+    assert first.publish_id != orphan.publish_id and received == {orphan.publish_id: 0, first.publish_id: prepared.size}
+    attempts = services.ledger.init_attempts(first.post_id)
+    assert [(a.number, a.publish_id) for a in attempts] == [(1, orphan.publish_id), (2, first.publish_id)]
+    assert "init_answer_late" in [e.kind for e in services.ledger.post_events(first.post_id)]
+
+
 def test_an_owner_keeps_its_lease_while_it_polls(services: Services, clip, sandbox, monkeypatch) -> None:
     """A lapsed lease must mean a dead owner: one waiting on TikTok's processing renews it."""
     source, prepared = clip
