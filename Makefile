@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: setup ffmpeg chromium test demo bench clean up down
+.PHONY: setup ffmpeg chromium test demo bench bench-throughput clean up down
 
 setup: $(STAMP) ffmpeg
 
@@ -46,6 +46,11 @@ bench: setup
 	$(PY) bench/upload.py
 	$(PY) bench/transcode.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/ratelimit.py
+
+# N posts over M accounts through the scale-out topology (PostgreSQL and Redis on this machine): minutes.
+bench-throughput: setup
+	$(PY) bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache .hypothesis build *.egg-info

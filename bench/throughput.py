@@ -134,6 +134,10 @@ def connect_accounts(stack: dict[str, Any], count: int) -> list[str]:
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=stack["env"], check=True, capture_output=True,
                        timeout=120)
         names.append(name)
+    # The publish form (the deployment's parameter schema, which the server enforces) offers the
+    # connected accounts: `setup` writes the new ones into it, as after any `accounts connect`.
+    subprocess.run([str(up.BIN / "tiktok-pipeline"), "setup"], cwd=ROOT, env=stack["env"], check=True,
+                   capture_output=True, timeout=300)
     return names
 
 
@@ -156,7 +160,8 @@ def submit(api: str, account: str, source: str, caption: str) -> str:
     deployment = httpx.get(f"{api}/deployments/name/publish-video/publish-video", timeout=30).json()["id"]
     response = httpx.post(f"{api}/deployments/{deployment}/create_flow_run", timeout=60, json={"parameters": {
         "request": {"source": source, "accounts": [account], "privacy_level": "SELF_ONLY", "caption": caption}}})
-    response.raise_for_status()
+    if response.status_code != 201:
+        raise SystemExit(f"create_flow_run answered {response.status_code}: {response.text}")
     return response.json()["id"]
 
 
@@ -207,6 +212,17 @@ class MemorySampler:
                 self.peak[name] = max(self.peak[name], total)
 
 
+def worker_cpu(state: Path) -> float:
+    """CPU seconds of the workers and every descendant they have reaped, so far."""
+    total = 0.0
+    for name in ("worker", "worker-2"):
+        leader = up.running(state / f"{name}.pid")
+        if leader is not None:
+            times = leader.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def run_config(posts: int, accounts: int, redis_db: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-media-"))
     with topology(redis_db) as stack:
@@ -215,8 +231,12 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         apis = stack["apis"]
         limit = up.default_worker_limit()
         concurrency = 2 * limit
-        # The work of one post, alone on the stack.
+        # The work of one post, alone on the stack, and the CPU its worker's process tree spent on it
+        # (flow-run processes and their ffmpeg are reaped by the worker: their CPU time accrues to it).
+        before = worker_cpu(stack["state"])
         (alone,) = wait_all(apis[0], [submit(apis[0], names[0], source, f"alone {uuid.uuid4().hex[:6]}")])
+        time.sleep(3)  # the flow-run process exits (and is reaped) just after its run ends
+        cpu_one = worker_cpu(stack["state"]) - before
         if alone["state"]["type"] != "COMPLETED":
             raise SystemExit(f"the single post did not complete: {alone['state']}")
         one = (parse(alone["end_time"]) - parse(alone["start_time"])).total_seconds()
@@ -256,6 +276,15 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
               f"requests TikTok never got: {posts - len(per_caption)}")
         print(f"  429s answered by the sandbox: {sum(state['rate_limited'].values())} {state['rate_limited']}; "
               f"duplicates: {duplicates}")
+        durations = sorted((parse(r["end_time"]) - parse(r["start_time"])).total_seconds() for r in done)
+        queued = sorted((parse(r["start_time"]) - parse(r["created"])).total_seconds() for r in done)
+        first_start = min(parse(r["start_time"]) for r in done)
+        print(f"  CPU of one post (its flow-run process, imports and ffmpeg included): {cpu_one:.1f} s; "
+              f"{posts} posts on {os.cpu_count()} cores need at least {posts * cpu_one / (os.cpu_count() or 1):.1f} s "
+              "of CPU time (not part of the minimum above)")
+        print(f"  where the time went: first run Running {(first_start - started).total_seconds():.1f} s after the "
+              f"first submission; run duration median {durations[len(durations) // 2]:.1f} s (max {durations[-1]:.1f} s, "
+              f"alone {one:.1f} s); queued before Running median {queued[len(queued) // 2]:.1f} s (max {queued[-1]:.1f} s)")
         print("  peak memory per worker (worker + its flow runs): "
               + ", ".join(f"{name} {peak / 2**20:.0f} MiB" for name, peak in memory.peak.items()))
     shutil.rmtree(work, ignore_errors=True)

@@ -76,7 +76,8 @@ def services(ports: Ports, topology: Topology = Topology()) -> dict[str, Service
         plan[name] = Service(
             name, (prefect, "--no-prompt", "worker", "start", "--limit", str(topology.worker_limit),
                    "--pool", WORK_POOL_NAME, "--name", worker_name),
-            None, None, env=(("PREFECT_API_URL", f"http://{HOST}:{server}/api"),),
+            None, None, env=(("PREFECT_API_URL", f"http://{HOST}:{server}/api"),
+                             ("PREFECT_WORKER_QUERY_SECONDS", str(topology.worker_query_seconds))),
         )
     plan["listener"] = Service("listener", (str(BIN / "tiktok-pipeline"), "listen"), None, None)
     return plan

@@ -26,6 +26,7 @@ REDIS_MODULES = {
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
 }
 MAX_WORKERS = 16
+WORKER_QUERY_SECONDS = 2.0
 
 
 def default_worker_limit(cores: int | None = None) -> int:
@@ -57,6 +58,9 @@ class Topology:
     redis_url: str | None = None
     workers: int = 1
     worker_limit: int = field(default_factory=default_worker_limit)
+    #: How often a worker asks for runs (Prefect's default is 10 s): a run queued behind the limit
+    #: starts up to this long after a slot frees, so a burst drains in waves this much apart.
+    worker_query_seconds: float = WORKER_QUERY_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Topology:

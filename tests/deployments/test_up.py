@@ -213,6 +213,8 @@ def test_the_scaled_out_topology_is_prefects_multi_server_setup() -> None:
     assert [plan[name].argv[-1] for name in ("worker", "worker-2", "worker-3")] == [
         up.WORKER_NAME, f"{up.WORKER_NAME}-2", f"{up.WORKER_NAME}-3"]
     assert all(plan[name].argv[plan[name].argv.index("--limit") + 1] == "2" for name in plan if name.startswith("worker"))
+    # A queued run starts at most 2 s after a slot frees, not Prefect's 10 s.
+    assert all(dict(plan[name].env)["PREFECT_WORKER_QUERY_SECONDS"] == "2.0" for name in plan if name.startswith("worker"))
 
 
 def test_down_stops_the_clients_before_the_servers() -> None:
