@@ -32,7 +32,8 @@ WORKER_QUERY_SECONDS = 2.0
 def default_worker_limit(cores: int | None = None) -> int:
     """Flow runs one worker runs at once: two per core. A run spends most of its time waiting on
     TikTok (rate limits, uploads, status polls); its transcode is one ffmpeg that uses every core,
-    so more runs than this only make transcodes share the cores and add ~150 MB each."""
+    so more runs than this only make transcodes share the cores and add ~250 MB each
+    (bench/throughput.py: 0.9-1.15 GiB for a worker running 4)."""
     return 2 * max(1, cores or os.cpu_count() or 1)
 
 
