@@ -26,12 +26,14 @@ post (`schedule`), where upload progress goes (`progress`) and which logger to w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from functools import partial
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -725,6 +727,34 @@ def defer(services: Services, request: PublishRequest, post: Post, check: Creato
                                                                  "error_message": str(exc), "error_code": "DailyCapReached"})
 
 
+@contextlib.contextmanager
+def lease_kept(services: Services, post: Post, owner: str | None, log: Log = _LOG) -> Iterator[None]:
+    """Renew `owner`'s lease every quarter lease while a blocking call runs (an init TikTok is slow to
+    answer): a lapsed lease must mean a dead owner, or another runner takes over and calls init too."""
+    if owner is None:
+        yield
+        return
+    lease = claim_lease(services)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease.total_seconds() / 4):
+            try:
+                services.ledger.renew_claim(post, owner, lease)
+            except ClaimLost:
+                return  # taken over anyway: the answer, when it comes, is recorded as late
+            except PipelineError as exc:  # the ledger unreachable for a moment: the next renewal may succeed
+                log.warning("post %d: could not renew the lease during init (%s)", post.id, exc)
+
+    renewer = threading.Thread(target=renew, name=f"lease-post-{post.id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+
+
 def call_init(services: Services, request: PublishRequest, post: Post, check: CreatorCheck, media: PreparedMedia,
               flow_run_id: str | None = None, log: Log = _LOG, *, sleep: Callable[[float], None] = time.sleep,
               owner: str | None = None) -> Post:
@@ -772,7 +802,8 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
         log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt.number, kind,
                  megabytes(media.size), plan.total_chunk_count)
         try:
-            answer = services.with_client(check.account, init, prepaid=endpoint)
+            with lease_kept(services, post, owner, log):  # however long TikTok takes to answer
+                answer = services.with_client(check.account, init, prepaid=endpoint)
             break
         except RateLimitExceeded as exc:  # refused before anything was created: safe to ask again
             book.mark_attempt_failed(attempt, error_code=exc.code or "rate_limit_exceeded", error_message=str(exc))

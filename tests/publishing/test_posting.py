@@ -273,6 +273,26 @@ def test_an_owner_keeps_its_lease_while_it_polls(services: Services, clip, sandb
     assert services.ledger.get_claim(done.post_id) is None  # released once settled
 
 
+def test_an_owner_keeps_its_lease_while_tiktok_is_slow_to_answer_its_init(
+    services: Services, clip, sandbox, monkeypatch
+) -> None:
+    """An init answered after more than a quarter lease: the lease is renewed meanwhile, so no other
+    runner may take the post over and call init too."""
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    sandbox.add_fault("video_init", "latency", latency_ms=int(services.settings.claim_lease * 250) + 1000, times=1)
+    renewals: list[str] = []
+    renew = services.ledger.renew_claim
+    monkeypatch.setattr(services.ledger, "renew_claim",
+                        lambda post, owner, lease: renewals.append(owner) or renew(post, owner, lease))
+    first = init_post(services, request, check, source, prepared, owner="run-A")
+    assert first.state is PostState.initialized
+    # One renewal after the rate-limit wait, at least one while the init was under way.
+    assert len(renewals) >= 2 and set(renewals) == {"run-A"}, renewals
+    assert [a.number for a in services.ledger.init_attempts(first.post_id)] == [1]
+
+
 def test_two_runners_polling_one_post_both_report_it_published(services: Services, clip, sandbox, monkeypatch) -> None:
     """Run B of the same request finds the post processing and polls it too; whoever records the
     outcome second reports it as it is, not as an illegal transition."""
