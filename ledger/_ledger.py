@@ -131,17 +131,6 @@ def default_idempotency_key(content_sha256: str, account_name: str, caption: str
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def cap_usage(reserved_at: Sequence[datetime], limit: int, now: datetime) -> CapUsage:
-    """Usage of one cap given the reservation times of the slots that count."""
-    window = sorted(t for t in reserved_at if t > now - CAP_WINDOW)
-    used = len(window)
-    next_slot_at = None
-    if used >= limit and used > 0:
-        # The slot that frees next is the one whose leaving brings usage below the limit.
-        next_slot_at = window[used - limit] + CAP_WINDOW
-    return CapUsage(limit=limit, used=used, next_slot_at=next_slot_at)
-
-
 def next_free_slot(reserved: Sequence[datetime], limit: int, now: datetime) -> datetime | None:
     """The earliest time from `now` at which one more slot can be taken without any 24 h window
     holding more than `limit`, given the times of the slots taken and promised (posts deferred to a
@@ -158,6 +147,15 @@ def next_free_slot(reserved: Sequence[datetime], limit: int, now: datetime) -> d
 
     candidates = sorted({now, *(t + CAP_WINDOW for t in times if t + CAP_WINDOW > now)})
     return next(at for at in candidates if fits(at))  # the last candidate always fits
+
+
+def cap_usage(reserved_at: Sequence[datetime], limit: int, now: datetime) -> CapUsage:
+    """Usage of one cap given the reservation times of the slots that count."""
+    window = [t for t in reserved_at if t > now - CAP_WINDOW]
+    # Used up (or over, after the cap was lowered): the slot that frees next is the one whose leaving
+    # brings usage below the limit; none at all for a cap of 0.
+    next_slot_at = next_free_slot(window, limit, now) if len(window) >= limit else None
+    return CapUsage(limit=limit, used=len(window), next_slot_at=next_slot_at)
 
 
 #: What a usable ledger URL looks like, for the messages of DatabaseUrlInvalid.
@@ -510,22 +508,13 @@ class Ledger:
             now = self._clock()
             if row.slot_reserved_at is not None and row.slot_reserved_at > now - CAP_WINDOW:
                 return Post.model_validate(row)
-            limit, usage, when = self._cap(session, account, row.mode, now)
+            limit, usage, when = self._cap(session, account, row.mode, now, waiting=row)
             if usage.left == 0:
-                # Posts deferred before this one wait for the slots that free first: this one gets the
-                # next slot after theirs, not the same instant.
-                promised = session.scalars(sa.select(PostRow.deferred_to).where(
-                    PostRow.account_id == account.id, PostRow.mode == row.mode, PostRow.id != row.id,
-                    PostRow.state.in_(sorted(BEFORE_INIT_STATES)), PostRow.deferred_to.is_not(None)))
-                taken = self._slot_times(session, account.id, row.mode, now)
-                own = next_free_slot([*taken, *promised], limit, now)
-                when = f"at {own:%Y-%m-%d %H:%M:%S} UTC" if own else when
                 raise DailyCapReached(
                     f"account {account.name!r} used {usage.used} of its {limit} {row.mode} posts in the last 24 h; "
                     f"the next slot for this post frees {when}",
-                    next_slot_at=own,
-                    detail={"account_name": account.name, "mode": str(row.mode), **usage.model_dump(mode="json"),
-                            "next_slot_at": own.isoformat() if own else None},
+                    next_slot_at=usage.next_slot_at,
+                    detail={"account_name": account.name, "mode": str(row.mode), **usage.model_dump(mode="json")},
                 )
             row.slot_reserved_at = now
             row.deferred_to = None
@@ -1342,10 +1331,21 @@ class Ledger:
     def _post_by_key(session: Session, idempotency_key: str) -> PostRow | None:
         return session.scalar(sa.select(PostRow).where(PostRow.idempotency_key == idempotency_key))
 
-    def _cap(self, session: Session, account: AccountRow, mode: PublishMode, now: datetime) -> tuple[int, CapUsage, str]:
-        """(the account's cap for `mode`, its usage in the last 24 h, when the next slot frees, as words)."""
+    def _cap(self, session: Session, account: AccountRow, mode: PublishMode, now: datetime, *,
+             waiting: PostRow | None = None) -> tuple[int, CapUsage, str]:
+        """(the account's cap for `mode`, its usage in the last 24 h, when the next slot frees, as words).
+
+        With `waiting`, a post that wants a slot, the next slot is that post's own: the account's posts
+        deferred before it were promised the slots that free first (`defer_post`), so it gets the one
+        after theirs, not the same instant."""
         limit = account.direct_daily_cap if mode is PublishMode.direct else account.inbox_daily_cap
-        usage = cap_usage(self._slot_times(session, account.id, mode, now), limit, now)
+        taken = self._slot_times(session, account.id, mode, now)
+        usage = cap_usage(taken, limit, now)
+        if waiting is not None and usage.left == 0:
+            promised = session.scalars(sa.select(PostRow.deferred_to).where(
+                PostRow.account_id == account.id, PostRow.mode == mode, PostRow.id != waiting.id,
+                PostRow.state.in_(sorted(BEFORE_INIT_STATES)), PostRow.deferred_to.is_not(None)))
+            usage = usage.model_copy(update={"next_slot_at": next_free_slot([*taken, *promised], limit, now)})
         when = f"at {usage.next_slot_at:%Y-%m-%d %H:%M:%S} UTC" if usage.next_slot_at else "never (cap is 0)"
         return limit, usage, when
 

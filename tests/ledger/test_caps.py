@@ -24,6 +24,8 @@ def test_cap_usage_is_a_rolling_window() -> None:
     spare = cap_usage(times, 5, T0 + timedelta(hours=3))
     assert (spare.left, spare.next_slot_at) == (2, None)
     assert cap_usage([], 0, T0).model_dump() == {"limit": 0, "used": 0, "next_slot_at": None}
+    # A cap lowered to 0 under posts already counted: no slot ever frees (this raised IndexError before).
+    assert cap_usage(times, 0, T0 + timedelta(hours=3)).model_dump() == {"limit": 0, "used": 3, "next_slot_at": None}
 
 
 def test_direct_cap_rolls_over_24_hours(ledger: Ledger, clock: SteppingClock) -> None:
