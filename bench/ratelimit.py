@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench._postgres import reachable, throwaway_database  # noqa: E402
 
 GOAL_MEDIAN_MS = 10.0
 
@@ -81,15 +83,20 @@ def prefect_samples(calls: int) -> list[float]:
 
 def ledger_samples(url: str, calls: int) -> list[float]:
     from ledger import Ledger
+    from publishing.ratelimits import RATE_MARGIN, TIKTOK_WINDOW
 
     with Ledger(url) as ledger:
-        window = timedelta(seconds=62)
-        return timed(lambda: ledger.reserve_rate_slot("bench-account", "video_init", 10_000, window) and None, calls)
+        def acquire() -> None:
+            ledger.reserve_rate_slot("bench-account", "video_init", 10_000, TIKTOK_WINDOW + RATE_MARGIN)
+
+        return timed(acquire, calls)
 
 
-def places_per_minute(minutes: int) -> dict[str, float]:
+def places_per_minute(minutes: int, work: Path) -> dict[str, float]:
     """Video/init places one account gets per minute with work always waiting (simulated time)."""
-    from publishing.ratelimits import RATE_MARGIN, TIKTOK_WINDOW
+    from ledger import Ledger
+    from publishing.ratelimits import RATE_MARGIN, TIKTOK_WINDOW, LedgerRateLimiter
+    from tiktok import TIKTOK_RATE_LIMITS, Endpoint
 
     results = {}
     # Earlier versions: a decaying limit of 3 slots, 3 more per minute (0.05/s), taken as soon as free.
@@ -102,46 +109,24 @@ def places_per_minute(minutes: int) -> dict[str, float]:
             taken += 1
         clock += 1.0
     results["prefect (burst 3 + 3/min)"] = taken / minutes
-    # The ledger: a sliding window of 6 over TikTok's 60 s + the margin, a call whenever it has room.
-    span = (TIKTOK_WINDOW + RATE_MARGIN).total_seconds()
-    results[f"ledger (6 per {span:g} s)"] = _count_window(minutes, span) / minutes
+    # Now: the deployed limiter itself, over a SQLite ledger whose clock its sleeps move.
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    end = now[0] + timedelta(minutes=minutes)
+
+    def sleep(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+
+    with Ledger(f"sqlite:///{work / 'simulated.sqlite3'}", clock=lambda: now[0]) as ledger:
+        limiter = LedgerRateLimiter(ledger, sleep=sleep)
+        sent = 0
+        while True:
+            limiter("bench-account", Endpoint.VIDEO_INIT)
+            if now[0] >= end:
+                break
+            sent += 1
+    window = (TIKTOK_WINDOW + RATE_MARGIN).total_seconds()
+    results[f"ledger ({TIKTOK_RATE_LIMITS[Endpoint.VIDEO_INIT]} per {window:g} s)"] = sent / minutes
     return results
-
-
-def _count_window(minutes: int, span: float) -> int:
-    """Calls a sliding window of 6 per `span` lets through in `minutes`, a call as soon as one fits."""
-    sent: list[float] = []
-    total = 0
-    clock = 0.0
-    while clock < minutes * 60:
-        sent = [at for at in sent if at > clock - span]
-        while len(sent) < 6:
-            sent.append(clock)
-            total += 1
-        clock += 0.1
-    return total
-
-
-def postgres_url() -> str | None:
-    """A throwaway database on the machine's PostgreSQL, or None when there is none."""
-    try:
-        import psycopg
-
-        name = f"bench_ratelimit_{os.getpid()}"
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres connect_timeout=3", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    except Exception:  # noqa: BLE001 - no PostgreSQL here: the SQLite figure stands alone
-        return None
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres connect_timeout=3", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -154,11 +139,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-ratelimit-"))
     results = {"prefect server (SQLite)": prefect_samples(args.calls),
                "ledger on SQLite": ledger_samples(f"sqlite:///{work / 'ledger.sqlite3'}", args.calls)}
-    if url := postgres_url():
-        try:
-            results["ledger on PostgreSQL"] = ledger_samples(url, args.calls)
-        finally:
-            drop_postgres(url)
+    if reachable():
+        with throwaway_database("bench_ratelimit") as name:
+            results["ledger on PostgreSQL"] = ledger_samples(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+                                                             args.calls)
     for name, samples in results.items():
         print(describe(name, samples))
     prefect_median = statistics.median(results["prefect server (SQLite)"])
@@ -169,9 +153,9 @@ def main() -> None:
               f"(goal < {GOAL_MEDIAN_MS:g} ms: {verdict})")
     print(f"video/init places per minute for one account with work always waiting, computed from each shape "
           f"over {args.minutes} simulated minutes (not timed; TikTok allows 6):")
-    for name, rate in places_per_minute(args.minutes).items():
+    for name, rate in places_per_minute(args.minutes, work).items():
         print(f"  {name:<28} {rate:.2f}")
-    subprocess.run(["rm", "-rf", str(work)], check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

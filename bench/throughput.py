@@ -49,28 +49,17 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-import psycopg  # noqa: E402
 
+from bench._postgres import throwaway_database  # noqa: E402
 from deployments import up  # noqa: E402
+from publishing.ratelimits import RATE_MARGIN, TIKTOK_WINDOW  # noqa: E402
 from sandbox import free_port  # noqa: E402
+from tiktok import TIKTOK_RATE_LIMITS, Endpoint  # noqa: E402
 
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-INIT_WINDOW_S = 62.0  # publishing.ratelimits: TikTok's 60 s + the margin
-INITS_PER_WINDOW = 6
+INIT_WINDOW_S = (TIKTOK_WINDOW + RATE_MARGIN).total_seconds()  # what the ledger's limiter holds to
+INITS_PER_WINDOW = TIKTOK_RATE_LIMITS[Endpoint.VIDEO_INIT]
 GOAL_RATIO = 1.3
-
-
-@contextlib.contextmanager
-def database(prefix: str) -> Iterator[str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
@@ -83,7 +72,7 @@ def topology(redis_db: int) -> Iterator[dict[str, Any]]:
     client.flushdb()
     state = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     ports = [free_port() for _ in range(5)]
-    with database("bench_prefect") as prefect_db, database("bench_ledger") as ledger_db:
+    with throwaway_database("bench_prefect") as prefect_db, throwaway_database("bench_ledger") as ledger_db:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("TIKTOK_PIPELINE_", "PREFECT_", "UP_", "AWS_"))}
         env.update({

@@ -188,3 +188,19 @@ def test_setup_keeps_one_crash_detection_and_puts_it_back_in_place(prefect_stack
     pool = prefect_stack.api.http.get("/work_pools/tiktok-pipeline").json()
     assert pool["base_job_template"]["variables"]["properties"]["env"]["default"] == {
         HEARTBEAT_VARIABLE: str(HEARTBEAT_SECONDS)}
+
+
+def test_setup_removes_the_prefect_rate_limits_of_earlier_versions(prefect_stack: Stack) -> None:
+    """TikTok's limits live in the ledger now: the global concurrency limits earlier versions kept them
+    in (`tiktok:<open_id>:<endpoint>`) are deleted by `setup`, and other limits are left alone."""
+    http = prefect_stack.api.http
+    old, unrelated = "tiktok:sbx-open-id-studio-main:video_init", "someone-elses-limit"
+    for name in (old, unrelated):
+        response = http.post("/v2/concurrency_limits/", json={"name": name, "limit": 3, "slot_decay_per_second": 0.05})
+        assert response.status_code in (200, 201), response.text
+    output = prefect_stack.cli("setup").stdout
+    assert "removed 1 Prefect rate limit(s) of an earlier version" in output, output
+    assert http.get(f"/v2/concurrency_limits/{old}").status_code == 404
+    assert http.get(f"/v2/concurrency_limits/{unrelated}").status_code == 200
+    http.delete(f"/v2/concurrency_limits/{unrelated}")
+    assert "removed" not in prefect_stack.cli("setup").stdout  # nothing left to remove

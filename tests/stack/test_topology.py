@@ -51,12 +51,15 @@ def _most_at_once(runs: list[dict[str, Any]]) -> int:
 
 
 @pytest.mark.timeout(900)
-def test_a_batch_through_two_api_servers_and_two_bounded_workers_is_published_once_each(scaled_stack: Stack) -> None:
+def test_a_batch_through_two_api_servers_and_two_bounded_workers_is_published_once_each(
+    scaled_stack: Stack, request: pytest.FixtureRequest
+) -> None:
     stack = scaled_stack
     output = stack.output
     assert "databases: Prefect server postgresql+asyncpg://" in output and ", ledger postgresql+psycopg://" in output
     assert "prefect-services: started" in output and "worker-2: started" in output, output
     servers = _api_servers(stack)
+    request.addfinalizer(servers[1].close)
     assert len(servers) == 2 and all(httpx.get(f"{api.api_url}/health", timeout=10).status_code == 200 for api in servers)
     # The scheduler runs in the services process only (the API servers run none): it scheduled anyway.
     assert all(up.upcoming_runs(stack.api_url).values())
