@@ -10,7 +10,9 @@ because Prefect would otherwise start a throwaway in-process server and the setu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
@@ -29,6 +31,7 @@ from deployments.automations import (
     with_heartbeat,
 )
 from deployments.names import WORK_POOL_NAME
+from deployments.warmstart import with_launch_command
 from ledger import Ledger
 from tasks.runtime import ENCRYPTION_KEY_BLOCK
 from tiktok import TIKTOK_RATE_LIMITS
@@ -110,8 +113,14 @@ def prefect_api_url() -> str:
     return str(url)
 
 
+def pool_template(base_job_template: Mapping[str, Any]) -> dict[str, Any]:
+    """What the pool's base job template must hold: the heartbeat, and the warm-start launcher as its command."""
+    return with_launch_command(with_heartbeat(base_job_template))
+
+
 def ensure_work_pool(name: str = WORK_POOL_NAME) -> tuple[bool, Change]:
-    """The process work pool, created when missing, with the heartbeat in its base job template.
+    """The process work pool, created when missing, with the heartbeat and the warm-start launcher in its
+    base job template.
 
     Returns (created, what happened to the heartbeat setting). Other template changes are kept.
     """
@@ -119,7 +128,7 @@ def ensure_work_pool(name: str = WORK_POOL_NAME) -> tuple[bool, Change]:
         try:
             existing = client.read_work_pool(name)
         except ObjectNotFound:
-            template = with_heartbeat(ProcessWorker.get_default_base_job_template())
+            template = pool_template(ProcessWorker.get_default_base_job_template())
             client.create_work_pool(WorkPoolCreate(name=name, type=WORK_POOL_TYPE, base_job_template=template))
             return True, "created"
         if existing.type != WORK_POOL_TYPE:
@@ -128,7 +137,7 @@ def ensure_work_pool(name: str = WORK_POOL_NAME) -> tuple[bool, Change]:
                 "pool: delete it or pick another name",
                 detail={"work_pool": name, "type": existing.type},
             )
-        template = with_heartbeat(existing.base_job_template)
+        template = pool_template(existing.base_job_template)
         if template == existing.base_job_template:
             return False, "unchanged"
         client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))

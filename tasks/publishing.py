@@ -49,6 +49,9 @@ from tasks.policy import retry_options
 from tiktok import PublishStatus
 from transcode import MediaInfo, Policy, make_tiktok_ready
 
+#: Least time between two updates of the transcode's progress artifact.
+PROGRESS_EVERY_S = 1.0
+
 __all__ = [
     "KEPT_MEDIA_MARGIN",
     "UPLOAD_URL_LIFETIME",
@@ -158,12 +161,14 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
     what = (f"{name} ({megabytes(Path(source_path).stat().st_size)}) to 1080x1920 H.264/AAC, fit {request.fit}, "
             f"at most {max_duration_s:g} s")
     progress_id = create_progress_artifact(progress=0.0, description=f"Transcoding {what}")
-    last = [0.0]
+    last = [0.0, time.monotonic()]
 
     def on_progress(fraction: float) -> None:
+        # Each update is a call to the Prefect API: every 5 %, at most once a second (a remux that is
+        # over in a second would otherwise make twenty), and the final one below in any case.
         percent = round(fraction * 100, 0)
-        if percent - last[0] >= 5 or percent >= 100:
-            last[0] = percent
+        if percent - last[0] >= 5 and time.monotonic() - last[1] >= PROGRESS_EVERY_S and percent < 100:
+            last[:] = [percent, time.monotonic()]
             update_progress_artifact(progress_id, progress=percent)
 
     out = Path(work_dir) / "tiktok-ready.mp4"

@@ -74,7 +74,8 @@ def services(ports: Ports, topology: Topology = Topology()) -> dict[str, Service
         name = "worker" if index == 0 else f"worker-{index + 1}"
         server = servers[index % len(servers)]  # workers spread over the API servers
         plan[name] = Service(
-            name, (prefect, "--no-prompt", "worker", "start", "--limit", str(topology.worker_limit),
+            # `tiktok-pipeline worker`: Prefect's worker, with flow runs forked from a preloaded process.
+            name, (str(BIN / "tiktok-pipeline"), "worker", "--limit", str(topology.worker_limit),
                    "--pool", WORK_POOL_NAME, "--name", worker_name),
             None, None, env=(("PREFECT_API_URL", f"http://{HOST}:{server}/api"),
                              ("PREFECT_WORKER_QUERY_SECONDS", str(topology.worker_query_seconds))),
