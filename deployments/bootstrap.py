@@ -81,7 +81,8 @@ class SetupReport:
         lines = [
             f"Prefect API: {self.api_url}",
             f"work pool {self.work_pool!r} ({WORK_POOL_TYPE}): {pool}; its flow runs send a heartbeat every "
-            f"{HEARTBEAT_SECONDS} s ({HEARTBEAT_VARIABLE}: {'already set' if self.heartbeat == 'unchanged' else 'set'})",
+            f"{HEARTBEAT_SECONDS} s ({HEARTBEAT_VARIABLE}: {'already set' if self.heartbeat == 'unchanged' else 'set'}) "
+            "and start through the warm-start launcher (forked from a preloaded process under `tiktok-pipeline worker`)",
             f"crash detection: automation {CRASH_AUTOMATION_NAME!r} {self.crash_detection} (a run without heartbeat "
             f"for {int(CRASH_AFTER.total_seconds())} s is marked Crashed)",
         ]
@@ -122,7 +123,7 @@ def ensure_work_pool(name: str = WORK_POOL_NAME) -> tuple[bool, Change]:
     """The process work pool, created when missing, with the heartbeat and the warm-start launcher in its
     base job template.
 
-    Returns (created, what happened to the heartbeat setting). Other template changes are kept.
+    Returns (created, what happened to the template). Other template changes are kept.
     """
     with get_client(sync_client=True) as client:
         try:

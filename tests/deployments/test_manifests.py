@@ -186,7 +186,7 @@ def pipeline_problems(processes: dict[str, tuple[list[str], dict[str, str]]], ap
     runner = CliRunner()
     for name, (words, env) in processes.items():
         for line in command_lines(words):
-            if line[:3] == ["prefect", "worker", "start"]:
+            if line[:3] == ["prefect", "worker", "start"] or line[:2] == ["tiktok-pipeline", "worker"]:
                 if option(line, "--pool") != WORK_POOL_NAME:
                     problems.append(f"{name}: the worker polls {option(line, '--pool')!r}, not {WORK_POOL_NAME!r}")
                 if not (option(line, "--limit") or "").isdigit():
@@ -371,7 +371,7 @@ def k8s_problems(docs: dict[str, list[dict[str, Any]]], compose: dict[str, Any])
                     port = ports.get(probe["port"], probe["port"]) if probe else None
                     if not probe or probe["path"] != "/api/health" or str(port) != option(words, "--port"):
                         problems.append(f"{where}: its {kind} must ask /api/health on the port it listens on")
-            if runs(words, "prefect", "worker", "start"):
+            if runs(words, "prefect", "worker", "start") or runs(words, "tiktok-pipeline", "worker"):
                 resources = container.get("resources", {})
                 for kind in ("cpu", "memory"):
                     request, limit = resources.get("requests", {}).get(kind), resources.get("limits", {}).get(kind)

@@ -67,7 +67,8 @@ def test_report_says_what_was_done() -> None:
     assert report.lines() == [
         "Prefect API: http://127.0.0.1:4200/api",
         "work pool 'tiktok-pipeline' (process): created; its flow runs send a heartbeat every 30 s "
-        "(PREFECT_FLOWS_HEARTBEAT_FREQUENCY: set)",
+        "(PREFECT_FLOWS_HEARTBEAT_FREQUENCY: set) and start through the warm-start launcher (forked from a "
+        "preloaded process under `tiktok-pipeline worker`)",
         "crash detection: automation 'tiktok-pipeline: crash runs whose heartbeats stopped' created "
         "(a run without heartbeat for 90 s is marked Crashed)",
         "rate limits: TikTok's per-token limits, kept in the ledger and shared by every worker on it "

@@ -70,6 +70,10 @@ def test_a_good_post_ends_completed_with_its_table_and_post_artifact(prefect_sta
     post = artifacts["post-main"]
     assert row["publish_id"] in post["data"] and "SELF_ONLY" in post["data"] and "**published**" in post["data"]
     assert [p["post_info"]["title"] for p in prefect_stack.sandbox_posts()].count(caption) == 1
+    # The worker `make up` starts is `tiktok-pipeline worker`: the run was forked from its preloaded process.
+    worker_log = (prefect_stack.log_dir / "worker.log").read_text(encoding="utf-8")
+    assert f"warm start: flow run {run['id']} started in pid" in worker_log
+    assert f"warm start: flow run {run['id']} (pid" in worker_log
 
 
 def test_a_publish_s3_object_run_a_creator_refuses_ends_failed(prefect_stack: Stack) -> None:
