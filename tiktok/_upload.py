@@ -1,6 +1,6 @@
 """FILE_UPLOAD media transfer: sequential chunk PUTs with retry and resume (see the upload contract).
 
-Memory stays bounded by one read block (`READ_BLOCK` bytes): each chunk body is streamed from disk,
+Memory stays bounded by a few read blocks (`READ_BLOCK` bytes): each chunk body is streamed from disk,
 and re-read from disk when it must be sent again.
 """
 
@@ -29,7 +29,11 @@ from tiktok._errors import (
 from tiktok._http import send
 from tiktok._models import StrictModel
 
-READ_BLOCK = 1024 * 1024
+# 256 KiB, measured (docs/benchmarks.md, Upload): 1 MiB blocks cost a fresh allocation per block that
+# page-faults about 100 times per MiB (glibc hands blocks that large back to the kernel), and the two
+# copies per byte (page cache -> block, block -> socket) run out of cache; 256 KiB blocks are reused
+# from the heap (about 1 fault per MiB) while keeping the per-block work of httpx/h11 small.
+READ_BLOCK = 256 * 1024
 
 #: on_progress(bytes_confirmed_by_server, total_bytes)
 ProgressCallback = Callable[[int, int], None]
@@ -102,6 +106,7 @@ def _chunk_body(file: BinaryIO, chunk: Chunk) -> Iterator[bytes]:
     file.seek(chunk.first)
     remaining = chunk.length
     while remaining:
+        # An unbuffered read may return fewer bytes than asked (the loop goes on); none means end of file.
         block = file.read(min(READ_BLOCK, remaining))
         if not block:
             raise InvalidInput(f"file shrank while uploading: no bytes at offset {chunk.last - remaining + 1}")
@@ -160,7 +165,8 @@ def upload_chunks(
     total = plan.video_size
     offset = failures = resyncs_in_a_row = 0
     chunks_sent = retries = resyncs = 0
-    with path.open("rb") as file:
+    # Unbuffered: every read is at least a block, so a BufferedReader would only add a layer.
+    with path.open("rb", buffering=0) as file:
         while offset < total:
             chunk = plan.chunk_starting_at(offset)
             request = build_chunk_request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tracemalloc
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 
 import tiktok
 from tiktok import MIN_CHUNK_SIZE, TikTokClient, UploadRetryPolicy, plan_chunks
-from tiktok._upload import READ_BLOCK, UploadResult, content_type_for
+from tiktok._chunks import Chunk
+from tiktok._errors import InvalidInput
+from tiktok._upload import READ_BLOCK, UploadResult, _chunk_body, content_type_for
 from tiktok_pipeline.settings import Settings
 
 from .conftest import RateLimitRecorder
@@ -254,3 +257,40 @@ def test_unknown_container_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"RIFF\x00\x00\x00\x00AVI LIST")
     with pytest.raises(tiktok.UnsupportedContainer):
         content_type_for(path)
+
+
+class ShortReads(io.RawIOBase):
+    """A raw file that returns at most `most` bytes per read, as an unbuffered read may (and that may end early)."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self._data, self._most, self._pos = data, most, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = offset
+        return offset
+
+    def read(self, size: int = -1) -> bytes:
+        piece = self._data[self._pos : self._pos + min(size, self._most)]
+        self._pos += len(piece)
+        return piece
+
+
+def test_chunk_body_goes_on_after_short_reads_and_never_exceeds_a_block() -> None:
+    data = os.urandom(3 * READ_BLOCK)
+    chunk = Chunk(1, READ_BLOCK // 2, 3 * READ_BLOCK - 2)  # starts and ends mid-block
+    blocks = list(_chunk_body(ShortReads(data, READ_BLOCK - 7), chunk))  # type: ignore[arg-type]
+    assert b"".join(blocks) == data[chunk.first : chunk.last + 1]
+    # Each short read was continued, not taken as the end of the chunk.
+    assert [len(b) for b in blocks] == [READ_BLOCK - 7, READ_BLOCK - 7, chunk.length - 2 * (READ_BLOCK - 7)]
+    whole = list(_chunk_body(ShortReads(data, 10 * READ_BLOCK), Chunk(0, 0, len(data) - 1)))  # type: ignore[arg-type]
+    assert [len(b) for b in whole] == [READ_BLOCK] * 3
+
+
+def test_file_that_shrinks_while_uploading_is_refused() -> None:
+    data = os.urandom(READ_BLOCK + 100)
+    chunk = Chunk(0, 0, READ_BLOCK + 199)  # 100 bytes more than the file holds now
+    with pytest.raises(InvalidInput, match=f"file shrank while uploading: no bytes at offset {READ_BLOCK + 100}"):
+        list(_chunk_body(ShortReads(data, READ_BLOCK), chunk))  # type: ignore[arg-type]
