@@ -48,8 +48,10 @@ bench: setup
 	$(PY) bench/pipeline.py
 	$(PY) bench/ratelimit.py
 
-# N posts over M accounts through the scale-out topology (PostgreSQL and Redis on this machine): minutes.
+# Warm against cold flow-run starts, then N posts over M accounts through the scale-out topology
+# (PostgreSQL and Redis on this machine): minutes.
 bench-throughput: setup
+	$(PY) bench/warmstart.py
 	$(PY) bench/throughput.py
 
 clean:

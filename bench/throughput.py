@@ -23,7 +23,10 @@ For each configuration (default: 24 posts over 4 accounts, then 60 over 10) the 
 The minimum assumes C posts in parallel each take W, as the one alone did; on a 2-core machine C
 runs at once contend for the CPU, which is part of what the ratio measures.
 
-Usage: python bench/throughput.py [--config 24x4 --config 60x10] [--redis-db 12]
+The default configurations are 24x4, 60x10 and a burst of 100 over 10 accounts (which must queue,
+at most C at once, and spread over both workers: the script prints both).
+
+Usage: python bench/throughput.py [--config 24x4 --config 60x10 --config 100x10] [--redis-db 12]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +61,8 @@ from sandbox import free_port  # noqa: E402
 from tiktok import TIKTOK_RATE_LIMITS, Endpoint  # noqa: E402
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SUBMITTED = re.compile(r"Worker '([^']+)' submitting flow run '([0-9a-f-]{36})'")
+WARM = re.compile(r"warm start: flow run ([0-9a-f-]{36}) started in pid")
 INIT_WINDOW_S = (TIKTOK_WINDOW + RATE_MARGIN).total_seconds()  # what the ledger's limiter holds to
 INITS_PER_WINDOW = TIKTOK_RATE_LIMITS[Endpoint.VIDEO_INIT]
 GOAL_RATIO = 1.3
@@ -145,10 +151,13 @@ def upload_clip(stack: dict[str, Any], work: Path) -> str:
     return "s3://media/bench/compliant.mp4"
 
 
-def submit(api: str, account: str, source: str, caption: str) -> str:
+def submit(api: str, account: str, source: str, caption: str, job_variables: dict[str, Any] | None = None) -> str:
     deployment = httpx.get(f"{api}/deployments/name/publish-video/publish-video", timeout=30).json()["id"]
-    response = httpx.post(f"{api}/deployments/{deployment}/create_flow_run", timeout=60, json={"parameters": {
-        "request": {"source": source, "accounts": [account], "privacy_level": "SELF_ONLY", "caption": caption}}})
+    body: dict[str, Any] = {"parameters": {
+        "request": {"source": source, "accounts": [account], "privacy_level": "SELF_ONLY", "caption": caption}}}
+    if job_variables:
+        body["job_variables"] = job_variables
+    response = httpx.post(f"{api}/deployments/{deployment}/create_flow_run", timeout=60, json=body)
     if response.status_code != 201:
         raise SystemExit(f"create_flow_run answered {response.status_code}: {response.text}")
     return response.json()["id"]
@@ -201,15 +210,44 @@ class MemorySampler:
                 self.peak[name] = max(self.peak[name], total)
 
 
-def worker_cpu(state: Path) -> float:
-    """CPU seconds of the workers and every descendant they have reaped, so far."""
+def tree_cpu(state: Path, names: tuple[str, ...]) -> float:
+    """CPU seconds of these `make up` processes, their descendants and what those have reaped, so far."""
     total = 0.0
-    for name in ("worker", "worker-2"):
+    for name in names:
         leader = up.running(state / f"{name}.pid")
-        if leader is not None:
-            times = leader.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
+        if leader is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            for process in (leader, *leader.children(recursive=True)):
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
     return total
+
+
+def worker_cpu(state: Path) -> float:
+    """The workers' process trees: the worker, its preloaded process, flow runs and their ffmpeg."""
+    return tree_cpu(state, ("worker", "worker-2"))
+
+
+def server_cpu(state: Path) -> float:
+    """Prefect's server processes: both API servers and the services."""
+    return tree_cpu(state, ("prefect", "prefect-2", "prefect-services"))
+
+
+def most_at_once(runs: list[dict[str, Any]]) -> int:
+    """The largest number of these runs Running at the same moment."""
+    edges = sorted([(parse(r["start_time"]), 1) for r in runs] + [(parse(r["end_time"]), -1) for r in runs])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def worker_logs(state: Path) -> str:
+    return "".join((state / f"{name}.log").read_text(errors="replace") for name in ("worker", "worker-2")
+                   if (state / f"{name}.log").exists())
 
 
 def run_config(posts: int, accounts: int, redis_db: int) -> None:
@@ -222,10 +260,10 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         concurrency = 2 * limit
         # The work of one post, alone on the stack, and the CPU its worker's process tree spent on it
         # (flow-run processes and their ffmpeg are reaped by the worker: their CPU time accrues to it).
-        before = worker_cpu(stack["state"])
+        before, server_before = worker_cpu(stack["state"]), server_cpu(stack["state"])
         (alone,) = wait_all(apis[0], [submit(apis[0], names[0], source, f"alone {uuid.uuid4().hex[:6]}")])
         time.sleep(3)  # the flow-run process exits (and is reaped) just after its run ends
-        cpu_one = worker_cpu(stack["state"]) - before
+        cpu_one, server_one = worker_cpu(stack["state"]) - before, server_cpu(stack["state"]) - server_before
         if alone["state"]["type"] != "COMPLETED":
             raise SystemExit(f"the single post did not complete: {alone['state']}")
         one = (parse(alone["end_time"]) - parse(alone["start_time"])).total_seconds()
@@ -268,12 +306,21 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         durations = sorted((parse(r["end_time"]) - parse(r["start_time"])).total_seconds() for r in done)
         queued = sorted((parse(r["start_time"]) - parse(r["created"])).total_seconds() for r in done)
         first_start = min(parse(r["start_time"]) for r in done)
-        print(f"  CPU of one post (its flow-run process, imports and ffmpeg included): {cpu_one:.1f} s; "
-              f"{posts} posts on {os.cpu_count()} cores need at least {posts * cpu_one / (os.cpu_count() or 1):.1f} s "
-              "of CPU time (not part of the minimum above)")
+        cores = os.cpu_count() or 1
+        print(f"  CPU of one post: {cpu_one:.1f} s in the worker's process tree (flow run, ffmpeg), {server_one:.1f} s in "
+              f"Prefect's server (its background loops over that time included); {posts} posts on {cores} cores need at least "
+              f"{posts * (cpu_one + server_one) / cores:.1f} s of CPU time (not part of the minimum above)")
         print(f"  where the time went: first run Running {(first_start - started).total_seconds():.1f} s after the "
               f"first submission; run duration median {durations[len(durations) // 2]:.1f} s (max {durations[-1]:.1f} s, "
               f"alone {one:.1f} s); queued before Running median {queued[len(queued) // 2]:.1f} s (max {queued[-1]:.1f} s)")
+        logs = worker_logs(stack["state"])
+        by_worker: dict[str, int] = {}
+        for worker, run_id in SUBMITTED.findall(logs):
+            if run_id in runs:
+                by_worker[worker] = by_worker.get(worker, 0) + 1
+        warm = len(set(WARM.findall(logs)) & set(runs))
+        print(f"  concurrency: at most {most_at_once(done)} runs at once (limit {concurrency}); runs per worker "
+              f"{by_worker}; started warm (forked from the preloaded process): {warm} of {posts}")
         print("  peak memory per worker (worker + its flow runs): "
               + ", ".join(f"{name} {peak / 2**20:.0f} MiB" for name, peak in memory.peak.items()))
     shutil.rmtree(work, ignore_errors=True)
@@ -284,7 +331,7 @@ def main() -> None:
     parser.add_argument("--config", action="append", help="POSTSxACCOUNTS, e.g. 24x4 (repeatable)")
     parser.add_argument("--redis-db", type=int, default=12, help="Redis database to use (emptied before and after)")
     args = parser.parse_args()
-    configs = [tuple(int(part) for part in config.split("x")) for config in (args.config or ["24x4", "60x10"])]
+    configs = [tuple(int(part) for part in config.split("x")) for config in (args.config or ["24x4", "60x10", "100x10"])]
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
     for posts, accounts in configs:
         run_config(posts, accounts, args.redis_db)

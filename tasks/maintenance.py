@@ -61,7 +61,7 @@ from publishing.posting import UPLOAD_URL_LIFETIME, kept_media_in_use
 from publishing.services import Services
 from publishing.workdirs import sweep_ended_runs, sweep_kept_media, sweep_work_dirs
 from tasks import runtime
-from tasks.policy import retry_options
+from tasks.policy import STEP_OPTIONS, retry_options
 
 __all__ = [
     "ACCOUNT_HEALTH_KEY",
@@ -104,7 +104,7 @@ def reconcile_post(post_id: int) -> Post:
     return reconcile(runtime.services(), post_id, get_run_logger())
 
 
-@task(name="sweep-work-dirs")
+@task(name="sweep-work-dirs", **STEP_OPTIONS)
 def sweep(older_than_hours: float) -> int:
     """Remove the working directories of runs that ended without removing theirs (a killed worker), then
     any directory untouched for `older_than_hours`."""
@@ -119,7 +119,7 @@ def sweep(older_than_hours: float) -> int:
     return len(ended) + len(removed)
 
 
-@task(name="sweep-kept-media")
+@task(name="sweep-kept-media", **STEP_OPTIONS)
 def sweep_media(idle_hours: float = UPLOAD_URL_LIFETIME.total_seconds() / 3600) -> int:
     """Remove the media kept for posts (`<data_dir>/media`) that no post can still send bytes from:
     every post that announced it settled (uploaded, published, in the inbox, failed, discarded...)
@@ -132,7 +132,7 @@ def sweep_media(idle_hours: float = UPLOAD_URL_LIFETIME.total_seconds() / 3600) 
     return len(removed)
 
 
-@task(name="redeliver-webhooks")
+@task(name="redeliver-webhooks", **STEP_OPTIONS)
 def redeliver_pending_webhooks() -> WebhookRedelivery:
     """Send the webhooks of the outbox that are due again (same body and event id), give up on those no
     receiver took within 24 h (the reason recorded in the ledger). Not retried: the next cleanup is."""
@@ -154,7 +154,7 @@ def posts_to_reconcile(stale_after: timedelta = UPLOAD_URL_LIFETIME, services: S
 ACCOUNT_HEALTH_KEY = "account-health"
 
 
-@task(name="report-account-health")
+@task(name="report-account-health", **STEP_OPTIONS)
 def report_account_health(outcomes: dict[str, str]) -> list[AccountHealth]:
     """Every account's tokens, caps and status as a table artifact (key `account-health`)."""
     svc = runtime.services()
@@ -229,7 +229,7 @@ def _give_up(client: SyncPrefectClient, plan: CrashPlan, label: str) -> dict[str
     return {"flow_run_id": plan.run.id, "flow_run": plan.run.name, "flow": plan.run.flow, "crashes": plan.crashes}
 
 
-@task(name="retry-crashed-runs")
+@task(name="retry-crashed-runs", **STEP_OPTIONS)
 def retry_crashed_runs(within_hours: float, max_crashes: int = MAX_CRASHES) -> CrashRetries:
     """Run publish runs that crashed within the last `within_hours` again, with their parameters.
 

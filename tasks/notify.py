@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
@@ -23,7 +22,7 @@ from prefect.tasks import exponential_backoff
 from publishing import PublishResult
 from ledger import DeliveryStatus, PublishMode
 from tasks import runtime
-from tasks.policy import RETRY_JITTER, retry_if_retryable_own_count
+from tasks.policy import RETRY_JITTER, STEP_OPTIONS, retry_if_retryable_own_count
 from publishing.webhooks import WebhookEvent, deliver_stored, outcome_event, redacted, store_deliveries
 from tiktok_pipeline.errors import is_retryable
 
@@ -60,7 +59,7 @@ def prefect_related(event: WebhookEvent) -> list[dict[str, str]]:
     }]
 
 
-@task(name="deliver-webhook", task_run_name="deliver-webhook-{event_type}", cache_policy=NO_CACHE,
+@task(name="deliver-webhook", task_run_name="deliver-webhook-{event_type}", **STEP_OPTIONS,
       retry_condition_fn=retry_if_retryable_own_count)
 def deliver_webhook(url: str, delivery_id: int, event_type: str) -> int | None:
     """POST one stored delivery of the outbox to its URL: its stored body, so every try carries the same

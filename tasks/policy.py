@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from tiktok_pipeline.errors import is_retryable
@@ -26,6 +27,12 @@ DEFAULT_BACKOFF: float = Settings.model_fields["task_retry_backoff"].default
 RETRY_JITTER = 0.5
 
 T = TypeVar("T")
+
+#: Every task of the pipeline: no Prefect result cache and no result files. What a run repeats is the
+#: ledger's decision (claims and write-ahead attempts: exactly once), never a cached task result; and
+#: a flow with persist_result=True would otherwise hash every task's inputs and source code and
+#: write a result file per task, CPU spent in every run for nothing.
+STEP_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
@@ -59,6 +66,7 @@ def retry_options(retries: int | None = None) -> dict[str, Any]:
     (until then the setting's default); with it, the step keeps that count.
     """
     return {
+        **STEP_OPTIONS,
         "retries": DEFAULT_RETRIES if retries is None else retries,
         "retry_delay_seconds": retry_delays(DEFAULT_BACKOFF),
         "retry_jitter_factor": RETRY_JITTER,

@@ -18,7 +18,6 @@ from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.context import TaskRunContext
 from prefect.exceptions import ObjectNotFound
@@ -45,7 +44,7 @@ from publishing.posting import (
 from publishing.services import Services
 from publishing.sources import FetchedSource, fetch_source, sha256_of
 from tasks import runtime
-from tasks.policy import retry_options
+from tasks.policy import STEP_OPTIONS, retry_options
 from tiktok import PublishStatus
 from transcode import MediaInfo, Policy, make_tiktok_ready
 
@@ -117,7 +116,7 @@ class ArtifactProgress:
 # --- before any post: what the run needs -----------------------------------------------------------
 
 
-@task(name="preflight", cache_policy=NO_CACHE, **retry_options())
+@task(name="preflight", **retry_options())
 def preflight(request: PublishRequest) -> dict[str, StepFailure]:
     """Check, before any work, what every post of this run needs: the ledger, the key encrypting
     the tokens and, for an s3:// source, AWS credentials. A missing one fails the run at once with
@@ -182,7 +181,7 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
                          path_taken=result.path.value, seconds=time.monotonic() - started)
 
 
-@task(name="find-kept-media", cache_policy=NO_CACHE, **retry_options())
+@task(name="find-kept-media", **retry_options())
 def plan_media(request: PublishRequest, accounts: list[str], source: FetchedSource,
                post_keys: dict[str, str] | None = None) -> MediaPlan:
     """Before transcoding: which posts of this request an earlier run initialized, with media kept
@@ -199,7 +198,7 @@ def stored_request_of(post: Post, services: Services | None = None) -> dict[str,
     return posting.stored_request_of(services or runtime.services(), post)
 
 
-@task(name="record-failures", cache_policy=NO_CACHE, **retry_options())
+@task(name="record-failures", **retry_options())
 def record_failures(request: PublishRequest, failures: dict[str, StepFailure], source: FetchedSource | None = None,
                     post_keys: dict[str, str] | None = None, nicknames: dict[str, str | None] | None = None,
                     ) -> dict[str, PublishResult]:
@@ -263,7 +262,7 @@ def run_has_ended(owner: str) -> bool:
         return False
 
 
-@task(name="init-post", retries=0)
+@task(name="init-post", retries=0, **STEP_OPTIONS)
 def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia | None,
               post_key: str | None = None) -> PublishResult:
     """Reserve a daily slot, keep the media, call init and persist the publish_id before any byte is uploaded.

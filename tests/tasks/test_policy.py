@@ -29,3 +29,23 @@ def test_with_retries_applies_the_runs_settings_and_keeps_own_counts() -> None:
     assert transcode.retries == 1 and transcode.retry_delay_seconds == [1.5]  # its own count, the run's backoff
     assert with_retries(init_post, settings) is init_post  # never retried
     assert with_retries(preflight, Settings(task_retries=0)).retries == 0
+
+
+def test_no_task_caches_or_persists_its_result() -> None:
+    """The ledger decides what a run repeats: no task may take a cached result instead of running, or
+    spend a run's CPU hashing its inputs and writing a result file (the flows persist theirs)."""
+    import importlib
+
+    from prefect import Task
+    from prefect.cache_policies import NO_CACHE
+
+    from tasks.policy import with_retries
+
+    found = []
+    for name in ("tasks.publishing", "tasks.maintenance", "tasks.notify"):
+        module = importlib.import_module(name)
+        found += [value for value in vars(module).values() if isinstance(value, Task)]
+    assert len(found) >= 15, [task.name for task in found]
+    for task in found:
+        for step in (task, with_retries(task, Settings(task_retries=3))):
+            assert step.cache_policy is NO_CACHE and step.persist_result is False, task.name
