@@ -55,6 +55,8 @@ def test_landscape_full_transcode(media) -> None:
     assert "force_divisible_by=2" in chain and f"setsar=1[s9];[s9]format=yuv420p{mapped_video}" in chain
     assert (option(argv, "-c:v"), option(argv, "-profile:v"), option(argv, "-level:v")) == ("libx264", "high", "4.1")
     assert (option(argv, "-preset"), option(argv, "-crf"), option(argv, "-g")) == ("veryfast", "23", "60")
+    tuning = dict(pair.split("=") for pair in option(argv, "-x264-params").split(":"))
+    assert tuning == {"me": "dia", "subme": "1", "partitions": "i8x8,i4x4", "rc-lookahead": "5"}
     assert int(option(argv, "-maxrate")) == result.video_bitrate == video_bitrate_budget(3.2, Policy())
     assert int(option(argv, "-bufsize")) == 2 * result.video_bitrate
     assert [option(argv, f) for f in ("-color_primaries", "-color_trc", "-colorspace")] == ["bt709"] * 3
