@@ -45,6 +45,7 @@ demo: setup
 bench: setup
 	$(PY) bench/upload.py
 	$(PY) bench/transcode.py
+	$(PY) bench/contention.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/ratelimit.py
 

@@ -17,7 +17,7 @@ from transcode._models import Loudness, MediaInfo, Plan, Policy, TranscodeResult
 from transcode._plan import FFMPEG, loudness_argv, parse_loudness, plan
 from transcode._probe import probe
 from transcode._rules import AUDIO_BITRATE, MIN_VIDEO_BITRATE, video_bitrate_budget
-from transcode._run import Cancel, ProgressCallback, run_ffmpeg
+from transcode._run import DEFAULT_NICENESS, Cancel, ProgressCallback, run_ffmpeg
 from transcode._validate import validate
 from transcode._verify import verify
 
@@ -35,11 +35,13 @@ def make_tiktok_ready(
     on_progress: ProgressCallback | None = None,
     cancel: Cancel | None = None,
     timeout: float | None = None,
+    niceness: int = DEFAULT_NICENESS,
 ) -> TranscodeResult:
     """Turn `src` into a TikTok-ready MP4 at `dst`, or raise a typed `TranscodeError`.
 
     `on_progress(fraction)` follows the current encode attempt; `cancel` (Event or callable) stops
-    it; `timeout` bounds the whole call in seconds.
+    it; `timeout` bounds the whole call in seconds; every ffmpeg command runs `niceness` (0..19)
+    steps nicer than this process, so other work on the machine (uploads) keeps its CPU.
     """
     started = time.monotonic()
     policy = policy or Policy()
@@ -58,10 +60,10 @@ def make_tiktok_ready(
 
     info = probe(src)
     validate(info, policy)
-    check_decodable(info, cancel=cancel, timeout=remaining())
+    check_decodable(info, cancel=cancel, timeout=remaining(), niceness=niceness)
     loudness = None
     if policy.loudnorm and info.audio is not None:
-        loudness = measure_loudness(info, cancel=cancel, timeout=remaining())
+        loudness = measure_loudness(info, cancel=cancel, timeout=remaining(), niceness=niceness)
 
     partial = dst.with_name(f".{dst.name}.partial")
     attempts, bitrate = 0, None
@@ -70,7 +72,7 @@ def make_tiktok_ready(
             attempt = plan(info, policy, partial, loudness=loudness, video_bitrate=bitrate)
             attempts += 1
             run_ffmpeg(attempt.argv, expected_duration=attempt.expected_duration, output=partial,
-                       on_progress=on_progress, cancel=cancel, timeout=remaining())
+                       on_progress=on_progress, cancel=cancel, timeout=remaining(), niceness=niceness)
             try:
                 output = verify(partial, policy, attempt.expected_duration)
                 break
@@ -100,7 +102,8 @@ def smaller_bitrate(attempt: Plan, actual_size: int, policy: Policy) -> int:
     return min(scaled, video_bitrate_budget(duration, policy))
 
 
-def check_decodable(info: MediaInfo, *, cancel: Cancel | None = None, timeout: float | None = None) -> None:
+def check_decodable(info: MediaInfo, *, cancel: Cancel | None = None, timeout: float | None = None,
+                    niceness: int = DEFAULT_NICENESS) -> None:
     """Read every packet (cheap: no decoding) and decode the first seconds; `CorruptMediaError` if not.
 
     Catches files that still probe but are damaged or cut short, e.g. a truncated faststart MP4
@@ -109,7 +112,7 @@ def check_decodable(info: MediaInfo, *, cancel: Cancel | None = None, timeout: f
     for argv, seconds in ((demux_check_argv(info), info.duration or 0.0),
                           (decode_check_argv(info), DECODE_CHECK_SECONDS)):
         try:
-            run_ffmpeg(argv, expected_duration=seconds, cancel=cancel, timeout=timeout)
+            run_ffmpeg(argv, expected_duration=seconds, cancel=cancel, timeout=timeout, niceness=niceness)
         except FFmpegError as exc:
             if isinstance(exc, TranscodeTimeoutError):
                 raise
@@ -130,9 +133,11 @@ def decode_check_argv(info: MediaInfo) -> list[str]:
     return _null_output(source[str(info.video.index)])
 
 
-def measure_loudness(info: MediaInfo, *, cancel: Cancel | None = None, timeout: float | None = None) -> Loudness:
+def measure_loudness(info: MediaInfo, *, cancel: Cancel | None = None, timeout: float | None = None,
+                     niceness: int = DEFAULT_NICENESS) -> Loudness:
     """First loudnorm pass over the whole audio track."""
-    stderr = run_ffmpeg(loudness_argv(info), expected_duration=info.duration or 0.0, cancel=cancel, timeout=timeout)
+    stderr = run_ffmpeg(loudness_argv(info), expected_duration=info.duration or 0.0, cancel=cancel, timeout=timeout,
+                        niceness=niceness)
     try:
         return parse_loudness(stderr)
     except ValueError as exc:

@@ -1,4 +1,5 @@
-"""Running ffmpeg: progress from `-progress pipe:1`, stderr drained by a thread, timeout, cancel.
+"""Running ffmpeg: progress from `-progress pipe:1`, stderr drained by a thread, timeout, cancel, and a
+lower CPU priority (`nice`) so that transcodes do not starve the uploads running beside them.
 
 On any failure, timeout or cancel the process is killed and the partial output removed.
 """
@@ -6,6 +7,7 @@ On any failure, timeout or cancel the process is killed and the partial output r
 from __future__ import annotations
 
 import queue
+import shutil
 import subprocess
 import threading
 import time
@@ -21,6 +23,10 @@ ProgressCallback = Callable[[float], None]
 #: A threading.Event or any callable: once it returns True, the command is killed.
 Cancel = threading.Event | Callable[[], bool]
 
+#: Niceness added to every ffmpeg run by default: a transcode takes what CPU is idle and yields it to
+#: uploads, status polls and the worker itself (bench/contention.py measures the effect).
+DEFAULT_NICENESS = 10
+NICE = "nice"
 STDERR_TAIL_LINES = 200
 _POLL_SECONDS = 0.1
 _TERMINATE_GRACE = 5.0
@@ -34,18 +40,25 @@ def run_ffmpeg(
     on_progress: ProgressCallback | None = None,
     cancel: Cancel | None = None,
     timeout: float | None = None,
+    niceness: int = DEFAULT_NICENESS,
 ) -> str:
     """Run one ffmpeg command to completion and return the tail of its stderr.
 
+    `niceness` (0..19) is added to this process's own for the command (`nice -n`; 0: run it as is).
     Raises `TranscodeCancelledError`, `TranscodeTimeoutError` or `FFmpegError`; in every one of
     those cases `output` (when given) no longer exists afterwards.
     """
     started = time.monotonic()
+    command = niced(argv, niceness)
+    for tool in dict.fromkeys((command[0], argv[0])):
+        if shutil.which(tool) is None:
+            raise ToolNotFoundError(f"{tool} is not installed" + (" (install ffmpeg)" if tool == argv[0] else ""),
+                                    detail={"argv": command})
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, errors="replace")
     except FileNotFoundError as exc:
-        raise ToolNotFoundError(f"{argv[0]} is not installed (install ffmpeg)", detail=str(exc)) from exc
+        raise ToolNotFoundError(f"{command[0]} is not installed (install ffmpeg)", detail=str(exc)) from exc
     stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     progress: queue.Queue[float] = queue.Queue()
     readers = [
@@ -91,6 +104,13 @@ def run_ffmpeg(
         _remove(output)
         raise failure
     return stderr
+
+
+def niced(argv: list[str], niceness: int) -> list[str]:
+    """The command that runs `argv` `niceness` steps nicer than this process (pure; 0 leaves it as is)."""
+    if not 0 <= niceness <= 19:
+        raise ValueError(f"niceness must be 0..19, not {niceness}")
+    return [NICE, "-n", str(niceness), *argv] if niceness else list(argv)
 
 
 def _drain_stderr(pipe: IO[str], tail: deque[str]) -> None:
