@@ -180,7 +180,8 @@ def parse(moment: str) -> datetime:
 
 
 class MemorySampler:
-    """Peak resident memory of each worker's process tree (the worker and its flow-run processes)."""
+    """Peak memory (proportional set size) of each worker's process tree (the worker, its preloaded
+    process and its flow-run processes)."""
 
     def __init__(self, state: Path, workers: list[str]) -> None:
         self.state, self.workers = state, workers
@@ -206,7 +207,8 @@ class MemorySampler:
                 with contextlib.suppress(psutil.Error):
                     for process in (leader, *leader.children(recursive=True)):
                         with contextlib.suppress(psutil.Error):
-                            total += process.memory_info().rss
+                            # PSS: pages a forked flow run shares with the preloaded process count once.
+                            total += process.memory_full_info().pss
                 self.peak[name] = max(self.peak[name], total)
 
 
@@ -321,7 +323,7 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         warm = len(set(WARM.findall(logs)) & set(runs))
         print(f"  concurrency: at most {most_at_once(done)} runs at once (limit {concurrency}); runs per worker "
               f"{by_worker}; started warm (forked from the preloaded process): {warm} of {posts}")
-        print("  peak memory per worker (worker + its flow runs): "
+        print("  peak memory (PSS) per worker (worker, preloaded process, flow runs): "
               + ", ".join(f"{name} {peak / 2**20:.0f} MiB" for name, peak in memory.peak.items()))
     shutil.rmtree(work, ignore_errors=True)
 
