@@ -36,12 +36,11 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-import tiktok._upload  # noqa: E402
 import upload as upload_bench  # noqa: E402  (bench/upload.py)
 from sandbox import SandboxConfig, serve  # noqa: E402
 from tiktok import plan_chunks  # noqa: E402
 from transcode import TranscodeCancelledError, make_tiktok_ready  # noqa: E402
-from transcode._run import DEFAULT_NICENESS  # noqa: E402
+from transcode import DEFAULT_NICENESS  # noqa: E402
 
 MIB = upload_bench.MIB
 TRANSCODES = 2
@@ -130,7 +129,7 @@ def main() -> int:
                 shift = round_number % len(CONDITIONS)
                 for condition in CONDITIONS[shift:] + CONDITIONS[:shift]:
                     def upload() -> float:
-                        return upload_bench.measure(sandbox, "client", file, plan, tiktok._upload.READ_BLOCK).seconds
+                        return upload_bench.measure(sandbox, "client", file, plan).seconds
                     if condition == "idle":
                         took, rate = upload(), None
                     else:

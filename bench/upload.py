@@ -6,7 +6,7 @@ file to that same sandbox again and again, alternating, once per chunk size (def
 TikTok allows, 5 MiB (the smallest), 16 MiB (the settings default) and 64 MB (the largest)):
 
   client  `TikTokClient.upload_video`: httpx, each chunk streamed from disk in blocks of
-          `tiktok._upload.READ_BLOCK` (bounded memory; `--read-block-kib` overrides it to compare),
+          256 KiB (bounded memory),
           every answer's status and Content-Range checked, progress reported, ready to retry and resume.
   raw     the least protocol work a legal upload needs. One PUT of the whole file is not legal (TikTok:
           chunks of 5 MiB..64 MB, final chunk up to 128 MB, so 1 GiB takes at least 9 PUTs), so "raw"
@@ -73,7 +73,6 @@ from tiktok import (  # noqa: E402
     TikTokClient,
     plan_chunks,
 )
-import tiktok._upload  # noqa: E402
 from tiktok_pipeline.settings import Settings  # noqa: E402
 
 MIB = 1024 * 1024
@@ -190,7 +189,7 @@ def generate(file: Path, size: int) -> None:
             remaining -= len(block)
 
 
-def measure(sandbox: SandboxHandle, mode: str, file: Path, plan: ChunkPlan, read_block: int) -> Run:
+def measure(sandbox: SandboxHandle, mode: str, file: Path, plan: ChunkPlan) -> Run:
     """One upload by `mode` in a child process, on a fresh sandbox state and a fresh video/init."""
     sandbox.reset()  # also deletes the previous run's upload from the sandbox's disk
     token = sandbox.issue_token()["access_token"]
@@ -199,8 +198,7 @@ def measure(sandbox: SandboxHandle, mode: str, file: Path, plan: ChunkPlan, read
     with TikTokClient(token, settings, rate_limit=lambda account, endpoint: None) as tiktok:
         init = tiktok.init_video(PostInfo(privacy_level=PrivacyLevel.SELF_ONLY), SourceInfo.file_upload(plan))
     command = [sys.executable, __file__, "--child", mode, "--base-url", sandbox.base_url,
-               "--upload-url", init.upload_url or "", "--file", str(file), "--plan", plan.model_dump_json(),
-               "--read-block-kib", str(read_block // 1024)]
+               "--upload-url", init.upload_url or "", "--file", str(file), "--plan", plan.model_dump_json()]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{mode} upload failed:\n{done.stderr or done.stdout}")
@@ -244,7 +242,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def bench_one(sandbox: SandboxHandle, file: Path, plan: ChunkPlan, rounds: int, read_block: int) -> Outcome:
+def bench_one(sandbox: SandboxHandle, file: Path, plan: ChunkPlan, rounds: int) -> Outcome:
     size = plan.video_size
     print(f"\n--- chunks of {plan.chunk_size / MIB:g} MiB: {plan.total_chunk_count} PUTs "
           f"(last {plan.chunks[-1].length / MIB:.2f} MiB), {rounds} rounds, load average {load_average()}")
@@ -253,7 +251,7 @@ def bench_one(sandbox: SandboxHandle, file: Path, plan: ChunkPlan, rounds: int, 
     for round_number in range(1, rounds + 1):
         order = MODES if round_number % 2 else MODES[::-1]
         for mode in order:
-            run = measure(sandbox, mode, file, plan, read_block)
+            run = measure(sandbox, mode, file, plan)
             runs.append(run)
             print(f"{round_number:>3}  {mode:6}  {run.seconds:7.2f}  {size / MIB / run.seconds:7.1f}  "
                   f"{run.cpu_seconds:5.2f}  {run.rss_growth / MIB:14.1f}")
@@ -287,20 +285,13 @@ def main() -> int:
                         help=f"chunk sizes, comma-separated: MiB, or NNMB for decimal megabytes, or min/max "
                              f"(default {DEFAULT_CHUNK_SIZES}; the settings default is {DEFAULT_CHUNK_SIZE / MIB:g} MiB)")
     parser.add_argument("--rounds", type=int, default=7, help="client/raw pairs per chunk size (default 7)")
-    parser.add_argument("--read-block-kib", type=int, default=tiktok._upload.READ_BLOCK // 1024,
-                        help=f"the client's read block in KiB, to compare (default: the client's own, "
-                             f"{tiktok._upload.READ_BLOCK // 1024})")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--upload-url", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    read_block = args.read_block_kib * 1024
-    if read_block <= 0:
-        parser.error("--read-block-kib must be positive")
     if args.child:
-        tiktok._upload.READ_BLOCK = read_block  # _chunk_body reads the module's value on every block
         run_child(args.child, args.base_url, args.upload_url, args.file, ChunkPlan.model_validate_json(args.plan))
         return 0
 
@@ -320,9 +311,9 @@ def main() -> int:
             print(f"upload benchmark {datetime.date.today()}: {os.cpu_count()} CPUs, Python "
                   f"{platform.python_version()}, httpx {httpx.__version__}, loopback sandbox {sandbox.base_url}, "
                   f"load average {load_average()}")
-            print(f"file {size / MIB:g} MiB of random bytes on disk; client read block {read_block // 1024} KiB")
+            print(f"file {size / MIB:g} MiB of random bytes on disk")
             for plan in plans:
-                outcomes.append(bench_one(sandbox, file, plan, args.rounds, read_block))
+                outcomes.append(bench_one(sandbox, file, plan, args.rounds))
 
     print(f"\n=== summary ({time.monotonic() - started:.0f} s, load average now {load_average()})")
     for outcome in outcomes:

@@ -171,7 +171,8 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
             update_progress_artifact(progress_id, progress=percent)
 
     out = Path(work_dir) / "tiktok-ready.mp4"
-    result = make_tiktok_ready(source_path, out, policy, on_progress=on_progress)
+    result = make_tiktok_ready(source_path, out, policy, on_progress=on_progress,
+                               niceness=runtime.settings().transcode_niceness)
     info: MediaInfo = result.output
     how = "; ".join(result.reasons) or "already compliant"
     update_progress_artifact(progress_id, progress=100.0, description=(

@@ -200,7 +200,8 @@ class TikTokAppSettings(_Group):
 
 
 class RunSettings(_Group):
-    """How the Prefect shell retries a retryable step, and how long a runner's claim on a post lasts."""
+    """How the Prefect shell retries a retryable step, how long a runner's claim on a post lasts, and the
+    CPU priority of transcodes."""
 
     task_retries: int = Field(4, ge=0, description="Retries of a retryable step (read when a run starts)")
     task_retry_backoff: float = Field(
@@ -209,6 +210,10 @@ class RunSettings(_Group):
     claim_lease: float = Field(
         120.0, ge=5, le=MAX_SECONDS, description="Seconds a runner's claim on a post lasts (renewed while it uploads); "
         "a dead runner's claim is taken over once it lapses"
+    )
+    transcode_niceness: int = Field(
+        10, ge=0, le=19, description="Niceness (0-19) of the ffmpeg runs of a transcode, so the uploads and polls of "
+        "other runs on the machine keep the CPU they need; 0 runs ffmpeg at the worker's own priority"
     )
 
     @model_validator(mode="after")

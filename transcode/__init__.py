@@ -43,13 +43,14 @@ from transcode._pipeline import check_decodable, make_tiktok_ready
 from transcode._plan import plan
 from transcode._probe import probe
 from transcode._rules import video_bitrate_budget
-from transcode._run import run_ffmpeg
+from transcode._run import DEFAULT_NICENESS, run_ffmpeg
 from transcode._validate import validate
 from transcode._verify import verify
 
 __all__ = [
     # the whole job
     "make_tiktok_ready",
+    "DEFAULT_NICENESS",
     "Policy",
     "FitMode",
     "OverLength",
