@@ -247,11 +247,6 @@ def most_at_once(runs: list[dict[str, Any]]) -> int:
     return most
 
 
-def worker_logs(state: Path) -> str:
-    return "".join((state / f"{name}.log").read_text(errors="replace") for name in ("worker", "worker-2")
-                   if (state / f"{name}.log").exists())
-
-
 def run_config(posts: int, accounts: int, redis_db: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-media-"))
     with topology(redis_db) as stack:
@@ -315,14 +310,23 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         print(f"  where the time went: first run Running {(first_start - started).total_seconds():.1f} s after the "
               f"first submission; run duration median {durations[len(durations) // 2]:.1f} s (max {durations[-1]:.1f} s, "
               f"alone {one:.1f} s); queued before Running median {queued[len(queued) // 2]:.1f} s (max {queued[-1]:.1f} s)")
-        logs = worker_logs(stack["state"])
+        # Each worker's log names the runs it submitted and the runs its preloaded process forked (the
+        # ones it ran, so a run both logged as submitting is counted for the one that ran it.
         by_worker: dict[str, int] = {}
-        for worker, run_id in SUBMITTED.findall(logs):
-            if run_id in runs:
-                by_worker[worker] = by_worker.get(worker, 0) + 1
-        warm = len(set(WARM.findall(logs)) & set(runs))
+        submitted: dict[str, int] = {}
+        warm = 0
+        for name in ("worker", "worker-2"):
+            log = stack["state"] / f"{name}.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            ran = set(WARM.findall(text)) & set(runs)
+            by_worker[name] = len(ran)
+            for run_id in {run_id for _, run_id in SUBMITTED.findall(text)} & set(runs):
+                submitted[run_id] = submitted.get(run_id, 0) + 1
+            warm += len(ran)
+        contested = sum(1 for count in submitted.values() if count > 1)
         print(f"  concurrency: at most {most_at_once(done)} runs at once (limit {concurrency}); runs per worker "
-              f"{by_worker}; started warm (forked from the preloaded process): {warm} of {posts}")
+              f"{by_worker} ({contested} logged as submitted by both workers); started warm (forked from the "
+              f"preloaded process): {warm} of {posts}")
         print("  peak memory (PSS) per worker (worker, preloaded process, flow runs): "
               + ", ".join(f"{name} {peak / 2**20:.0f} MiB" for name, peak in memory.peak.items()))
     shutil.rmtree(work, ignore_errors=True)
