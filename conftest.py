@@ -13,6 +13,10 @@ os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRY_BACKOFF", "0")
 os.environ.setdefault("TIKTOK_PIPELINE_TASK_RETRIES", "2")
 # A run that left a post claimed (a simulated crash) is taken over after 10 s instead of 2 min.
 os.environ.setdefault("TIKTOK_PIPELINE_CLAIM_LEASE", "10")
+# Runs transcode at the worker's priority: `make test` keeps both cores busy with its own processes
+# (pytest workers, Prefect servers), behind which a niced ffmpeg would crawl. The niceness itself is
+# tested in tests/transcode/test_run.py and measured by bench/contention.py.
+os.environ.setdefault("TIKTOK_PIPELINE_TRANSCODE_NICENESS", "0")
 
 pytest_plugins = [
     "tests.plugins.sandbox",

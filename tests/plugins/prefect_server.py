@@ -50,6 +50,8 @@ _PRIVATE_PREFIXES = ("TIKTOK_PIPELINE_", "PREFECT_", "AWS_", "UP_")
 STACK_OVERRIDES = {
     "TIKTOK_PIPELINE_TASK_RETRY_BACKOFF": "1",
     "TIKTOK_PIPELINE_STATUS_POLL_INTERVAL": "2",
+    # See conftest.py: the suite's own processes would starve a niced ffmpeg.
+    "TIKTOK_PIPELINE_TRANSCODE_NICENESS": "0",
 }
 
 
