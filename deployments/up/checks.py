@@ -23,6 +23,15 @@ SCHEDULER_TIMEOUT = 120.0
 TRANSIENT_SERVER_ERRORS = ("database is locked",)
 
 
+def warm_start_ready(log_file: Path) -> bool:
+    """True once the preloaded process of the worker last started with this log serves (`tiktok-pipeline
+    worker` logs "warm start: ready" after its start line)."""
+    if not log_file.exists():
+        return False
+    latest = log_file.read_text(encoding="utf-8", errors="replace").rsplit("\n--- ", 1)[-1]
+    return "warm start: ready on " in latest
+
+
 def worker_online(ports: Ports, since: datetime, name: str = WORKER_NAME) -> bool:
     """True once our worker `name` has sent a heartbeat to the server after `since`."""
     try:

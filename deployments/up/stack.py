@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from deployments.names import WORK_POOL_NAME
-from deployments.up.checks import WORKER_NAME, server_log_tracebacks, wait_for_schedules, worker_online
+from deployments.up.checks import WORKER_NAME, server_log_tracebacks, wait_for_schedules, warm_start_ready, worker_online
 from deployments.up.server import deploy, migrate, prepare_prefect, sync_forms
 from deployments.up.layout import (
     BIN,
@@ -219,12 +219,17 @@ def up(layout: Layout = Layout(ROOT)) -> None:
 
     since = datetime.now(timezone.utc)
     workers = {name: service for name, service in plan.items() if name.startswith("worker")}
+    started_workers = []
     for (name, service), worker_name in zip(workers.items(), topology.worker_names(WORKER_NAME)):
         worker, fresh = ensure_running(service, env, layout)
         if fresh:
             wait_until(lambda: worker_online(ports, since, worker_name), worker, name, layout.log_file(name))
+            started_workers.append((name, worker))
         print(f"{name}: {'started' if fresh else 'already running'} (pid {worker.pid}, "
               f"at most {topology.worker_limit} flow runs at once)", flush=True)
+    for name, worker in started_workers:  # the preloads ran meanwhile: runs submitted from now on start warm
+        log = layout.log_file(name)
+        wait_until(lambda: warm_start_ready(log), worker, f"{name}'s preloaded process", log)
     listener, fresh = ensure_running(plan["listener"], env, layout)
     if fresh:
         log = layout.log_file("listener")

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from deployments.warmstart._launch import SOCKET_VARIABLE
 
-READY_TIMEOUT = 120.0
 RESTART_PAUSE = 5.0
 
 
@@ -28,25 +27,13 @@ def _start_server(socket_path: Path) -> subprocess.Popen[bytes]:
                             stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2])
 
 
-def _wait_ready(server: subprocess.Popen[bytes], socket_path: Path) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if socket_path.exists():
-            return True
-        if server.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
 def run_worker(worker_args: Sequence[str]) -> int:
     """Run `prefect worker start WORKER_ARGS` with warm starts; its exit code."""
     state = Path(tempfile.mkdtemp(prefix="tiktok-pipeline-warm-"))
     socket_path = state / "flow-runs.sock"
+    # Both start at once: the worker does not wait for the preload (a few seconds, more on a loaded
+    # machine); a run it starts before the preloaded process is ready starts the usual way.
     server = _start_server(socket_path)
-    if not _wait_ready(server, socket_path):
-        print("warm start: the preloaded process did not start; flow runs start the usual way", file=sys.stderr,
-              flush=True)
     env = {**os.environ, SOCKET_VARIABLE: str(socket_path)}
     worker = subprocess.Popen([sys.executable, "-m", "prefect", "--no-prompt", "worker", "start", *worker_args], env=env)
     stopping: list[int] = []

@@ -172,3 +172,18 @@ def test_the_pool_command_is_the_launcher_unless_someone_set_another() -> None:
     custom = with_launch_command(default)
     custom["variables"]["properties"]["command"]["default"] = "my-wrapper python -m prefect.engine"
     assert with_launch_command(custom) == custom  # a command set by hand is kept
+
+
+def test_make_up_waits_for_the_preload_of_the_worker_it_last_started(tmp_path: Path) -> None:
+    from deployments.up.checks import warm_start_ready
+
+    log = tmp_path / "worker.log"
+    assert not warm_start_ready(log)
+    log.write_text("\n--- 2026-12-03T10:00 tiktok-pipeline worker\n12:00:01 warm start: ready on /tmp/a.sock\n")
+    assert warm_start_ready(log)
+    with log.open("a") as more:  # started again: the earlier start's line does not count
+        more.write("\n--- 2026-12-03T11:00 tiktok-pipeline worker\nWorker 'x' started!\n")
+    assert not warm_start_ready(log)
+    with log.open("a") as more:
+        more.write("12:00:05 warm start: ready on /tmp/b.sock\n")
+    assert warm_start_ready(log)
