@@ -8,8 +8,8 @@ round so that a change in the machine's background load hits all of them:
   idle       nothing else running;
   not niced  two `make_tiktok_ready` full transcodes of a generated grainy 1080p 30 s clip
              (bench/transcode.py's) running meanwhile with `niceness=0`;
-  niced      the same two transcodes with the default niceness (`transcode` runs ffmpeg under
-             `nice -n DEFAULT_NICENESS`).
+  niced      the same two transcodes at the pipeline's niceness (TIKTOK_PIPELINE_TRANSCODE_NICENESS's
+             default: the transcode task runs ffmpeg under `nice -n 10`).
 
 The transcodes are started before each upload, the upload begins once both are encoding, they are
 restarted if they finish first, and cancelled once the upload is done. Besides the upload's wall
@@ -40,7 +40,10 @@ import upload as upload_bench  # noqa: E402  (bench/upload.py)
 from sandbox import SandboxConfig, serve  # noqa: E402
 from tiktok import plan_chunks  # noqa: E402
 from transcode import TranscodeCancelledError, make_tiktok_ready  # noqa: E402
-from transcode import DEFAULT_NICENESS  # noqa: E402
+from tiktok_pipeline.settings import Settings  # noqa: E402
+
+#: What the pipeline's transcode task runs ffmpeg at (TIKTOK_PIPELINE_TRANSCODE_NICENESS's default).
+DEFAULT_NICENESS: int = Settings.model_fields["transcode_niceness"].default
 
 MIB = upload_bench.MIB
 TRANSCODES = 2

@@ -25,7 +25,7 @@ Cancel = threading.Event | Callable[[], bool]
 
 #: Niceness added to every ffmpeg run by default: a transcode takes what CPU is idle and yields it to
 #: uploads, status polls and the worker itself (bench/contention.py measures the effect).
-DEFAULT_NICENESS = 10
+DEFAULT_NICENESS = 0  # as is; the pipeline passes its setting (TIKTOK_PIPELINE_TRANSCODE_NICENESS, 10)
 NICE = "nice"
 STDERR_TAIL_LINES = 200
 _POLL_SECONDS = 0.1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -71,9 +72,12 @@ def test_a_good_post_ends_completed_with_its_table_and_post_artifact(prefect_sta
     assert row["publish_id"] in post["data"] and "SELF_ONLY" in post["data"] and "**published**" in post["data"]
     assert [p["post_info"]["title"] for p in prefect_stack.sandbox_posts()].count(caption) == 1
     # The worker `make up` starts is `tiktok-pipeline worker`: the run was forked from its preloaded process.
-    worker_log = (prefect_stack.log_dir / "worker.log").read_text(encoding="utf-8")
-    assert f"warm start: flow run {run['id']} started in pid" in worker_log
-    assert f"warm start: flow run {run['id']} (pid" in worker_log
+    worker_log = prefect_stack.log_dir / "worker.log"
+    assert f"warm start: flow run {run['id']} started in pid" in worker_log.read_text(encoding="utf-8")
+    deadline = time.monotonic() + 60  # the process ends (and is reaped) a moment after its run does
+    while f"warm start: flow run {run['id']} (pid" not in worker_log.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, "the forked flow-run process did not end"
+        time.sleep(0.5)
 
 
 def test_a_publish_s3_object_run_a_creator_refuses_ends_failed(prefect_stack: Stack) -> None:
