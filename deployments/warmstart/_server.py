@@ -250,12 +250,11 @@ class Server:
             code = os.waitstatus_to_exitcode(status)
             _log(f"flow run {child.run_id} (pid {pid}) ended with {code} after {time.monotonic() - child.started:.1f} s")
             if not child.launcher_gone:
-                with_selector = child.connection
                 try:
-                    self.selector.unregister(with_selector)
+                    self.selector.unregister(child.connection)
                 except (KeyError, ValueError):
                     pass
-                self._answer(with_selector, f"exit {code}")
+                self._answer(child.connection, f"exit {code}")
             child.connection.close()
 
     def _reload(self) -> None:
@@ -263,27 +262,27 @@ class Server:
         self._close()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
-    def _close(self) -> None:
+    def _close_serving(self) -> None:
+        """Close what serving opened: the wake-up pipe, the selector and the listening socket."""
         signal.set_wakeup_fd(-1)
         self.selector.close()
         self.listener.close()
         os.close(self.wake_read)
         os.close(self.wake_write)
+
+    def _close(self) -> None:
+        self._close_serving()
         if self.socket_path.exists():
             self.socket_path.unlink()
 
     def _become_child(self, connection: socket.socket, fds: list[int], request: dict) -> Job:
-        signal.set_wakeup_fd(-1)
+        self._close_serving()  # the socket file stays: it is the server's, which goes on serving
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for child in self.children.values():
             child.connection.close()
-        self.selector.close()
-        self.listener.close()
         connection.close()
-        os.close(self.wake_read)
-        os.close(self.wake_write)
         os.setsid()
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
