@@ -91,6 +91,28 @@ def heartbeats(stack: Stack, run_id: str) -> list[datetime]:
     return sorted(datetime.fromisoformat(e["occurred"].replace("Z", "+00:00")) for e in response.json()["events"])
 
 
+def crash_diagnosis(stack: Stack, run_id: str, up_output: str) -> str:
+    """What to look at when the killed run was not marked Crashed: did heartbeats go on (a process of
+    the run survived the kill), did the automation trigger or its action fail, what did setup do."""
+    response = stack.api.http.post("/events/filter", json={"filter": {"event": {"prefix": ["prefect.automation"]}},
+                                                           "limit": 50})
+    automation_events = [(e["occurred"], e["event"], e["resource"]["prefect.resource.id"],
+                          e.get("payload", {}).get("reason") or "") for e in response.json().get("events", [])]
+    automations = [{k: a.get(k) for k in ("id", "name", "enabled", "updated")}
+                   for a in stack.api.http.post("/automations/filter", json={}).json()]
+    survivors = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if run_id in (process.environ().get("PREFECT__FLOW_RUN_ID") or ""):
+                survivors.append((process.pid, process.info["cmdline"]))
+        except (psutil.Error, OSError):
+            continue
+    setup_lines = [line for line in up_output.splitlines() if "crash detection" in line]
+    return (f"\nheartbeats: {heartbeats(stack, run_id)}\nautomation events: {automation_events}"
+            f"\nautomations: {automations}\nprocesses of the run still alive: {survivors}"
+            f"\nsetup after the kill: {setup_lines}\nserver log: {stack.log_dir / 'prefect.log'}")
+
+
 def sandbox_fault_pending(stack: Stack, fault_id: str) -> bool:
     faults = httpx.get(f"{stack.sandbox_url}/_sandbox/faults", timeout=10).json()
     return any(f["id"] == fault_id for f in faults)
@@ -131,8 +153,11 @@ def test_a_killed_publish_run_ends_crashed_and_its_retry_publishes_the_object_on
         httpx.delete(f"{stack.sandbox_url}/_sandbox/faults", timeout=10)
     assert len(killed) >= 2, f"expected the worker and its flow-run process, killed {killed}"
 
-    stack.up()  # `make up` again: starts a new worker, leaves the rest running
-    crashed = stack.api.wait_for_run(run["id"], timeout=CRASH_TIMEOUT, states={"CRASHED", "COMPLETED", "FAILED"})
+    up_output = stack.up()  # `make up` again: starts a new worker, leaves the rest running
+    try:
+        crashed = stack.api.wait_for_run(run["id"], timeout=CRASH_TIMEOUT, states={"CRASHED", "COMPLETED", "FAILED"})
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}{crash_diagnosis(stack, run['id'], up_output)}") from None
     crashed_after = time.monotonic() - killed_at
     assert crashed["state"]["type"] == "CRASHED", crashed["state"]
     assert crashed["state"]["message"] == CRASH_MESSAGE
