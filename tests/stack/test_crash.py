@@ -18,6 +18,7 @@ after the stack has started (215 s with it).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import datetime
@@ -100,11 +101,15 @@ def crash_diagnosis(stack: Stack, run_id: str, up_output: str) -> str:
                           e.get("payload", {}).get("reason") or "") for e in response.json().get("events", [])]
     automations = [{k: a.get(k) for k in ("id", "name", "enabled", "updated")}
                    for a in stack.api.http.post("/automations/filter", json={}).json()]
+    # A forked run's environment is set after the fork, so /proc shows the preloaded process's: the
+    # worker's log names its pid. A cold-started run's environment names the run.
+    log = (stack.log_dir / "worker.log").read_text(encoding="utf-8", errors="replace")
+    forked = {int(pid) for pid in re.findall(rf"flow run {run_id} started in pid (\d+)", log)}
     survivors = []
     for process in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if run_id in (process.environ().get("PREFECT__FLOW_RUN_ID") or ""):
-                survivors.append((process.pid, process.info["cmdline"]))
+            if process.pid in forked or run_id in (process.environ().get("PREFECT__FLOW_RUN_ID") or ""):
+                survivors.append((process.pid, process.info["cmdline"], process.status()))
         except (psutil.Error, OSError):
             continue
     setup_lines = [line for line in up_output.splitlines() if "crash detection" in line]

@@ -1,0 +1,85 @@
+"""Cancelling a run, as a user does it (`prefect flow-run cancel`, which sets the Cancelling state the
+UI's Cancel button sets), on the `make up` stack: the worker kills the run's launcher, the signal
+reaches the process forked from the preloaded one, and the run ends Cancelled, its subflow too,
+with no process of it left and nothing published. The next run still starts warm.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import httpx
+import psutil
+
+from tests.plugins.prefect_server import Stack
+from tests.stack.groups import STACK_GROUP
+
+pytestmark = STACK_GROUP
+
+SAMPLE = "s3://media/samples/sample.mp4"
+#: Holds the upload's answer long enough to cancel the run in the middle of it.
+UPLOAD_LATENCY_MS = 120_000
+FINAL = {"CANCELLED", "COMPLETED", "FAILED", "CRASHED"}
+
+
+def forked_pid(stack: Stack, run_id: str, timeout: float = 120.0) -> int:
+    """The pid the preloaded process forked for `run_id`, from the worker's log."""
+    pattern = re.compile(rf"warm start: flow run {run_id} started in pid (\d+)")
+    deadline = time.monotonic() + timeout
+    while not (found := pattern.search((stack.log_dir / "worker.log").read_text(encoding="utf-8"))):
+        assert time.monotonic() < deadline, f"flow run {run_id} was not forked from the preloaded process"
+        time.sleep(0.5)
+    return int(found.group(1))
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_run_cancelled_mid_upload_ends_cancelled_with_no_process_left_and_nothing_published(prefect_stack: Stack) -> None:
+    stack = prefect_stack
+    caption = f"cancelled {uuid.uuid4().hex[:8]}"
+    fault = httpx.post(f"{stack.sandbox_url}/_sandbox/faults", timeout=10,
+                       json={"endpoint": "upload", "kind": "latency", "latency_ms": UPLOAD_LATENCY_MS}).json()["id"]
+    try:
+        run = stack.create_run("publish-video/publish-video", {"request": {
+            "source": SAMPLE, "accounts": ["main"], "privacy_level": "SELF_ONLY", "caption": caption}})
+        pid = forked_pid(stack, run["id"])
+        deadline = time.monotonic() + 180
+        while any(f["id"] == fault for f in httpx.get(f"{stack.sandbox_url}/_sandbox/faults", timeout=10).json()):
+            assert time.monotonic() < deadline, "the upload did not reach the sandbox"
+            time.sleep(0.2)
+        assert stack.api.flow_run(run["id"])["state"]["type"] == "RUNNING"
+        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        cancelled_at = time.monotonic()
+        stack.prefect("flow-run", "cancel", run["id"])
+        ended = stack.api.wait_for_run(run["id"], timeout=180, states=FINAL)
+        took = time.monotonic() - cancelled_at
+    finally:
+        httpx.delete(f"{stack.sandbox_url}/_sandbox/faults", timeout=10)
+
+    assert ended["state"]["type"] == "CANCELLED", ended["state"]
+    # Well before the worker's 30 s grace period: the engine ended on the signal, nothing was SIGKILLed.
+    assert took < 30, f"the run took {took:.0f} s to end Cancelled"
+    children = stack.api.flow_runs(parent_flow_run_id={"any_": [run["id"]]})
+    assert children and all(c["state"]["type"] == "CANCELLED" for c in children), [c["state"] for c in children]
+    deadline = time.monotonic() + 30
+    while not all(gone(p.pid) for p in family):
+        assert time.monotonic() < deadline, [p.pid for p in family if not gone(p.pid)]
+        time.sleep(0.5)
+    worker_log = (stack.log_dir / "worker.log").read_text(encoding="utf-8")
+    assert re.search(rf"warm start: flow run {run['id']} \(pid {pid}\) ended with -?\d+", worker_log), worker_log[-3000:]
+    posts = [p for p in stack.sandbox_posts() if (p.get("post_info") or {}).get("title") == caption]
+    assert all(p["status"] != "PUBLISH_COMPLETE" for p in posts), posts
+
+    # The preloaded process serves the next run as before.
+    after = stack.create_run("publish-video/publish-video", {"request": {
+        "source": SAMPLE, "accounts": ["main"], "privacy_level": "SELF_ONLY", "caption": f"after {caption}"}})
+    forked_pid(stack, after["id"])
+    done = stack.wait_for_run(after["id"])
+    assert done["state"]["type"] == "COMPLETED", done["state"]
