@@ -234,6 +234,8 @@ class Server:
         for line in data.decode(errors="replace").splitlines():
             kind, _, value = line.partition(" ")
             if kind == "signal" and value.isdigit():
+                if child is not None:
+                    _log(f"passing signal {value} from its launcher to flow run {child.run_id} (pid {pid})")
                 self._signal(pid, int(value))
 
     def _reap(self) -> None:
