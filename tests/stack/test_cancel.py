@@ -13,6 +13,7 @@ preloaded process) would run the same engine and end the same way.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -98,3 +99,41 @@ def test_a_run_cancelled_mid_upload_ends_cancelled_with_no_process_left_and_noth
     forked_pid(stack, after["id"])
     done = stack.wait_for_run(after["id"])
     assert done["state"]["type"] == "COMPLETED", done["state"]
+
+
+def preloaded_processes(stack: Stack) -> list[psutil.Process]:
+    """The live preloaded process beside the stack's worker (a child of `tiktok-pipeline worker`), if any."""
+    wrapper = psutil.Process(json.loads((stack.state_dir / "worker.pid").read_text())["pid"])
+    return [p for p in wrapper.children() if p.status() != psutil.STATUS_ZOMBIE
+            and "deployments.warmstart._server" in " ".join(p.cmdline())]
+
+
+def test_a_killed_preloaded_process_is_started_again_and_runs_go_on(prefect_stack: Stack) -> None:
+    """kill -9 of the preloaded process beside a real worker: `tiktok-pipeline worker` starts it
+    again, and runs go on, the first ones maybe the usual way, then forked from the new process."""
+    stack = prefect_stack
+    log_file = stack.log_dir / "worker.log"
+    (killed,) = preloaded_processes(stack)
+    ready_before = log_file.read_text(encoding="utf-8").count("warm start: ready on")
+    killed.kill()
+    killed.wait(timeout=10)
+    during = stack.create_run("publish-video/publish-video", {"request": {
+        "source": SAMPLE, "accounts": ["main"], "privacy_level": "SELF_ONLY", "caption": f"preload killed {uuid.uuid4().hex[:8]}"}})
+    deadline = time.monotonic() + 120
+    while True:
+        log = log_file.read_text(encoding="utf-8")
+        if [p for p in preloaded_processes(stack) if p.pid != killed.pid] and log.count("warm start: ready on") > ready_before:
+            break
+        assert time.monotonic() < deadline, log[-4000:]
+        time.sleep(0.5)
+    assert f"warm start: the preloaded process ended ({-signal.SIGKILL.value}); starting it again" in log, log[-4000:]
+    done = stack.wait_for_run(during["id"])
+    assert done["state"]["type"] == "COMPLETED", done["state"]
+    # Submitted while the process was down or starting: cold or warm, it ran once.
+    print("measured: the run submitted right after the kill started "
+          + ("warm" if f"flow run {during['id']} started in pid" in log_file.read_text(encoding="utf-8") else "cold"))
+
+    after = stack.create_run("publish-video/publish-video", {"request": {
+        "source": SAMPLE, "accounts": ["main"], "privacy_level": "SELF_ONLY", "caption": f"after preload {uuid.uuid4().hex[:8]}"}})
+    forked_pid(stack, after["id"])  # forked: by the new process, the old one is gone
+    assert stack.wait_for_run(after["id"])["state"]["type"] == "COMPLETED"
