@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ffmpeg
@@ -109,15 +110,21 @@ def check_decodable(info: MediaInfo, *, cancel: Cancel | None = None, timeout: f
     Catches files that still probe but are damaged or cut short, e.g. a truncated faststart MP4
     whose index is intact but whose data is not.
     """
-    for argv, seconds in ((demux_check_argv(info), info.duration or 0.0),
-                          (decode_check_argv(info), DECODE_CHECK_SECONDS)):
-        try:
-            run_ffmpeg(argv, expected_duration=seconds, cancel=cancel, timeout=timeout, niceness=niceness)
-        except FFmpegError as exc:
-            if isinstance(exc, TranscodeTimeoutError):
-                raise
+    checks = ((demux_check_argv(info), info.duration or 0.0), (decode_check_argv(info), DECODE_CHECK_SECONDS))
+    # Both at once: each is mostly one ffmpeg start-up and one short read, and a compliant clip that
+    # is only remuxed waits for these checks about as long as for the remux itself.
+    with ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="decode-check") as pool:
+        futures = [pool.submit(run_ffmpeg, argv, expected_duration=seconds, cancel=cancel, timeout=timeout,
+                               niceness=niceness) for argv, seconds in checks]
+        failures = [exc for future in futures if isinstance(exc := future.exception(), BaseException)]
+    for exc in failures:  # a timeout first, then the demux check's reason before the decode check's
+        if isinstance(exc, TranscodeTimeoutError):
+            raise exc
+    for exc in failures:
+        if isinstance(exc, FFmpegError):
             raise CorruptMediaError(f"{info.path.name}: damaged or truncated media ({exc.message})",
                                     path=info.path, detail=exc.detail) from exc
+        raise exc
 
 
 def demux_check_argv(info: MediaInfo) -> list[str]:
