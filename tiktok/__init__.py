@@ -27,6 +27,11 @@ Public surface, by group (the order of `__all__`):
 - chunking: `plan_chunks` -> `ChunkPlan`, `check_chunk_size`.
 - rate limits: `Endpoint`, `TIKTOK_RATE_LIMITS`, `SlidingWindowRateLimiter`, `RateLimitHook` (the
   protocol a caller's own limiter implements).
+- webhooks (inbound, from TikTok): `verify_webhook` checks the `TikTok-Signature` header over the raw
+  body (HMAC-SHA256, constant time, stale timestamps refused), then `parse_webhook` reads the body
+  (at most `MAX_WEBHOOK_BODY_SIZE` bytes) into a `WebhookEvent` (`kind`: a `WebhookEventType`, None
+  for events TikTok adds later; `key` dedupes at-least-once deliveries); `sign_webhook` builds the
+  header for tests and tools. Refusals are `WebhookRejected` (see the errors).
 - errors: one tree rooted at `TikTokError` (a `PipelineError`), drawn with every class's parent and
   kind in `tiktok/_errors.py`; read `retryable` / `needs_reauth` / `final`, plus `code`, `log_id`,
   `http_status`, `detail`. `publish_failed` turns a FAILED `PublishStatus` into its error.
@@ -97,6 +102,11 @@ from tiktok._errors import (
     UploadUrlExpired,
     UrlOwnershipUnverified,
     VideoSizeOutOfRange,
+    WebhookPayloadInvalid,
+    WebhookRejected,
+    WebhookSignatureInvalid,
+    WebhookSignatureMissing,
+    WebhookStale,
     publish_failed,
 )
 from tiktok._guidelines import apply_creator_rules
@@ -123,6 +133,14 @@ from tiktok._oauth import OAuthClient, new_code_verifier, parse_callback
 from tiktok._ratelimit import TIKTOK_RATE_LIMITS, Endpoint, RateLimitHook, SlidingWindowRateLimiter
 from tiktok._status import PollPolicy
 from tiktok._upload import UploadRetryPolicy
+from tiktok._webhooks import (
+    MAX_WEBHOOK_BODY_SIZE,
+    WebhookEvent,
+    WebhookEventType,
+    parse_webhook,
+    sign_webhook,
+    verify_webhook,
+)
 
 __all__ = [
     # client
@@ -169,6 +187,13 @@ __all__ = [
     "TIKTOK_RATE_LIMITS",
     "SlidingWindowRateLimiter",
     "RateLimitHook",
+    # webhooks
+    "verify_webhook",
+    "parse_webhook",
+    "sign_webhook",
+    "WebhookEvent",
+    "WebhookEventType",
+    "MAX_WEBHOOK_BODY_SIZE",
     # errors (the tree in tiktok/_errors.py)
     "publish_failed",
     "AccessDenied",
@@ -224,4 +249,9 @@ __all__ = [
     "UploadUrlExpired",
     "UrlOwnershipUnverified",
     "VideoSizeOutOfRange",
+    "WebhookPayloadInvalid",
+    "WebhookRejected",
+    "WebhookSignatureInvalid",
+    "WebhookSignatureMissing",
+    "WebhookStale",
 ]

@@ -54,12 +54,17 @@ A subclass has its parent's kind unless the tree says otherwise.
         │   ├── PublishCancelled                        final        publish_cancelled
         │   └── PublishSpamRisk                         final        spam_risk*
         ├── PublishStillProcessing                      retryable    wait_for_publish gave up; status
-        └── OAuthError                                  final        flat `error` + `error_description`
-            ├── AccessDenied                            final        the user declined
-            ├── InvalidClient                           final        client_key / client_secret wrong
-            ├── InvalidGrant                            needs_reauth code or refresh token expired/revoked
-            ├── OAuthTemporarilyUnavailable             retryable    server_error, temporarily_unavailable
-            └── StateMismatch                           final        callback state is not ours (CSRF)
+        ├── OAuthError                                  final        flat `error` + `error_description`
+        │   ├── AccessDenied                            final        the user declined
+        │   ├── InvalidClient                           final        client_key / client_secret wrong
+        │   ├── InvalidGrant                            needs_reauth code or refresh token expired/revoked
+        │   ├── OAuthTemporarilyUnavailable             retryable    server_error, temporarily_unavailable
+        │   └── StateMismatch                           final        callback state is not ours (CSRF)
+        └── WebhookRejected                             final        inbound webhook refused (answer 4xx)
+            ├── WebhookSignatureMissing                 final        no TikTok-Signature header
+            ├── WebhookSignatureInvalid                 final        malformed header or HMAC mismatch
+            ├── WebhookStale                            final        t outside the tolerance (replay)
+            └── WebhookPayloadInvalid                   final        body breaks the documented format
 
 `tests/tiktok/test_errors.py` holds this drawing to the classes (parents and kinds).
 """
@@ -352,6 +357,35 @@ class OAuthTemporarilyUnavailable(OAuthError):
 
 class StateMismatch(OAuthError):
     """The callback's `state` is not the one we sent (CSRF or a stale browser tab)."""
+
+
+# --- Inbound webhooks (TikTok-Signature) ------------------------------------------------------------
+class WebhookRejected(TikTokError):
+    """An inbound webhook delivery refused: answer 4xx and do not act on it.
+
+    Final: checking the same delivery again gives the same answer. TikTok redelivers an event it
+    really sent (signed afresh) for up to 72 h, so one refused for a fixable cause (a wrong secret,
+    a clock off) arrives again once that is fixed, within that window.
+    """
+
+
+class WebhookSignatureMissing(WebhookRejected):
+    """No `TikTok-Signature` header, or a blank one."""
+
+
+class WebhookSignatureInvalid(WebhookRejected):
+    """The header is malformed (t or s missing, t not whole seconds, s not hex, a key twice) or the
+    HMAC does not match the body (wrong client_secret, altered body)."""
+
+
+class WebhookStale(WebhookRejected):
+    """The signature is genuine but `t` is further from now than the tolerance: a replayed delivery
+    (or a clock off by more than the tolerance)."""
+
+
+class WebhookPayloadInvalid(WebhookRejected):
+    """The body breaks the documented format (not JSON, a field missing or of the wrong type,
+    content not a JSON object string, too large); `detail["field"]` names the field when there is one."""
 
 
 #: Every documented envelope code → class. HTTP status does not matter once the code is known.
