@@ -15,11 +15,11 @@ from typing import Any, AsyncIterator, TypeVar
 import httpx
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from sandbox._config import SandboxConfig
+from sandbox._config import SandboxConfig, https_or_loopback
 from sandbox._endpoints import path_of
 from sandbox._errors import ApiRefusal, OAuthRefusal
 from sandbox._faults import ConnectionRegistry, FaultBook, FaultInjectionMiddleware, FaultRule
@@ -33,6 +33,7 @@ from sandbox._posts import (
     VideoInitRequest,
 )
 from sandbox._state import MediaJob, SandboxState
+from sandbox._webhooks import REASON_USER_DISCONNECTED, WebhookSender
 
 PUBLISH = ("video.publish",)
 UPLOAD = ("video.upload",)
@@ -124,6 +125,26 @@ class InboxPublishRequest(BaseModel):
     privacy_level: PrivacyLevel = "PUBLIC_TO_EVERYONE"
 
 
+class WebhookUrlRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: The app's callback URL: https, or http on loopback (tests).
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        if not https_or_loopback(value):
+            raise ValueError(f"callback URL {value!r} must be https (http only on loopback)")
+        return value
+
+
+class DeauthorizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: authorization.removed reason: 0 unknown, 1 user disconnected in the app (default), 2 account
+    #: deleted, 3 age changed, 4 account banned, 5 developer revoked (what /v2/oauth/revoke/ sends).
+    reason: int = Field(REASON_USER_DISCONNECTED, ge=0, le=5)
+
+
 def create_app(config: SandboxConfig) -> FastAPI:
     state = SandboxState(config)
     faults = FaultBook()
@@ -132,9 +153,11 @@ def create_app(config: SandboxConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await webhooks.start()
         try:
             yield
         finally:
+            await webhooks.stop()
             state.close()
 
     app = FastAPI(
@@ -164,6 +187,9 @@ def create_app(config: SandboxConfig) -> FastAPI:
                 check, pulled = await _run_media_job(job)
                 state.record_check(publish_id, check, pulled)
 
+    webhooks = WebhookSender(state, faults, settle)
+    app.state.webhooks = webhooks
+
     # --- OAuth -------------------------------------------------------------------------------------
     @app.get(path_of("authorize"))
     async def authorize(request: Request) -> RedirectResponse:
@@ -177,7 +203,9 @@ def create_app(config: SandboxConfig) -> FastAPI:
     @app.post(path_of("oauth_revoke"))
     async def oauth_revoke(request: Request) -> JSONResponse:
         form = await request.form()
-        state.revoke({k: str(v) for k, v in form.items()})
+        notice = state.revoke({k: str(v) for k, v in form.items()})
+        if notice is not None:
+            webhooks.emit([notice])
         return JSONResponse({})
 
     # --- API ---------------------------------------------------------------------------------------
@@ -290,6 +318,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
     async def reset(request: ResetRequest | None = Body(None)) -> dict[str, Any]:
         faults.clear()
         settle_locks.clear()
+        webhooks.reset()
         new_config = state.reset(request.config if request else None)
         return {"config": new_config.model_dump()}
 
@@ -326,5 +355,33 @@ def create_app(config: SandboxConfig) -> FastAPI:
         await settle(publish_id)
         privacy = request.privacy_level if request else "PUBLIC_TO_EVERYONE"
         return state.publish_from_inbox(publish_id, privacy)
+
+    @app.post("/_sandbox/posts/{publish_id}/take_down")
+    async def take_down(publish_id: str) -> dict[str, object]:
+        return state.take_down(publish_id)
+
+    @app.post("/_sandbox/users/{user}/deauthorize")
+    async def deauthorize(user: str, request: DeauthorizeRequest | None = Body(None)) -> dict[str, object]:
+        notice = state.deauthorize(user, request.reason if request else REASON_USER_DISCONNECTED)
+        if notice is not None:
+            webhooks.emit([notice])
+        return {"revoked": notice is not None}
+
+    # --- webhooks (the app's callback URL, and every event sent to it) -------------------------------
+    @app.get("/_sandbox/webhook")
+    async def read_webhook() -> dict[str, str | None]:
+        return {"url": state.config.webhook_url}
+
+    @app.put("/_sandbox/webhook")
+    async def set_webhook(request: WebhookUrlRequest) -> dict[str, str | None]:
+        return {"url": state.set_webhook_url(request.url).webhook_url}
+
+    @app.delete("/_sandbox/webhook")
+    async def remove_webhook() -> dict[str, str | None]:
+        return {"url": state.set_webhook_url(None).webhook_url}
+
+    @app.get("/_sandbox/webhooks")
+    async def list_webhooks() -> list[dict[str, Any]]:
+        return webhooks.describe()
 
     return app

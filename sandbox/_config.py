@@ -36,6 +36,13 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
+def https_or_loopback(url: str) -> bool:
+    """Whether `url` is https, or http to a loopback host (what tests serve)."""
+    parts = urlsplit(url)
+    loopback_http = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    return (parts.scheme == "https" or loopback_http) and bool(parts.hostname)
+
+
 class SandboxCreator(BaseModel):
     """One test user who can authorize the app and post."""
 
@@ -128,6 +135,17 @@ class SandboxConfig(BaseModel):
     #: Host put in upload_url; None uses the host the init request was sent to.
     public_base_url: str | None = None
 
+    #: The callback URL registered for the app (https; http only on loopback, for tests). None: no
+    #: webhooks are sent (as TikTok sends none to an app without one). Also `PUT /_sandbox/webhook`.
+    webhook_url: str | None = None
+    #: Wait before the first retry of a delivery that was not answered 200; it doubles each retry.
+    #: TikTok retries with exponential backoff for up to 72 h; the sandbox's short schedule lets tests
+    #: see retries, and a delivery still failing after `webhook_max_attempts` attempts is given up.
+    webhook_retry_delay: float = Field(0.2, gt=0)
+    webhook_max_attempts: int = Field(5, ge=1)
+    #: How long one delivery waits for the receiver's answer (then: an error, and a retry).
+    webhook_timeout: float = Field(5.0, gt=0)
+
     @field_validator("scopes")
     @classmethod
     def _known_scopes(cls, value: list[str]) -> list[str]:
@@ -148,10 +166,15 @@ class SandboxConfig(BaseModel):
     @classmethod
     def _https_or_loopback(cls, value: list[str]) -> list[str]:
         for prefix in value:
-            parts = urlsplit(prefix)
-            loopback_http = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-            if not (parts.scheme == "https" or loopback_http) or not parts.hostname:
+            if not https_or_loopback(prefix):
                 raise ValueError(f"verified URL prefix {prefix!r} must be https (http only on loopback)")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_https_or_loopback(cls, value: str | None) -> str | None:
+        if value is not None and not https_or_loopback(value):
+            raise ValueError(f"webhook_url {value!r} must be https (http only on loopback)")
         return value
 
     @model_validator(mode="after")

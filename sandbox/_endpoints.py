@@ -1,4 +1,7 @@
-"""Names of the emulated endpoints: the routes, the rate limits and fault injection all use them."""
+"""Names of the emulated endpoints: the routes, the rate limits and fault injection all use them.
+
+`WEBHOOK` names the one endpoint the sandbox calls instead of serving: the app's callback URL.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,18 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 }
 UPLOAD_PREFIX = "/upload/"
 OAUTH_ENDPOINTS = ("authorize", "oauth_token", "oauth_revoke")
+
+#: Fault-injection name of the webhook deliveries to the app's callback URL (not matched by "*").
+WEBHOOK = "webhook"
+#: TikTok's webhook events the sandbox sends, spelled as TikTok spells them ("publicaly" sic).
+WEBHOOK_EVENTS = (
+    "post.publish.complete",
+    "post.publish.failed",
+    "post.publish.inbox_delivered",
+    "post.publish.publicly_available",
+    "post.publish.no_longer_publicaly_available",
+    "authorization.removed",
+)
 
 
 def endpoint_of(method: str, path: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Fault injection: seeded, per-endpoint 5xx answers, latency, dropped connections, lost and held answers.
+"""Fault injection: seeded, per-endpoint 5xx answers, latency, dropped connections, lost and held answers,
+and faults of the webhooks the sandbox sends (endpoint "webhook", see `sandbox._webhooks`).
 
 `latency` waits before the request is handled; `held_answer` handles it at once (TikTok has applied it)
 and holds the answer back for `latency_ms`: a client killed meanwhile never learns what was applied.
@@ -25,11 +26,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from sandbox._endpoints import ENDPOINTS, OAUTH_ENDPOINTS, endpoint_of
+from sandbox._endpoints import ENDPOINTS, OAUTH_ENDPOINTS, WEBHOOK, WEBHOOK_EVENTS, endpoint_of
 
 ERROR_KIND = re.compile(r"error_(5\d\d)")
 #: Fault kinds that need latency_ms.
-DELAYS = ("latency", "held_answer")
+DELAYS = ("latency", "held_answer", "late")
+#: Fault kinds of the API endpoints (besides error_5xx).
+HTTP_KINDS = ("latency", "held_answer", "drop", "lost_answer")
+#: Fault kinds of the "webhook" endpoint: lost (never sent) | duplicate (sent twice, both validly signed) |
+#: late (first sent after latency_ms) | out_of_order (held back, sent right after the next event; with
+#: latency_ms > 0 sent after that long at the latest) | bad_signature (signed with a wrong key) |
+#: stale_signature (validly signed, but its t lies an hour in the past: a replay).
+WEBHOOK_KINDS = ("lost", "duplicate", "late", "out_of_order", "bad_signature", "stale_signature")
 
 
 class FaultRule(BaseModel):
@@ -37,32 +45,46 @@ class FaultRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: An endpoint name (see sandbox._endpoints.ENDPOINTS) or "*" for all of them.
+    #: An endpoint name (see sandbox._endpoints.ENDPOINTS), "*" for all of them, or "webhook".
     endpoint: str
     #: error_500 (any error_5xx) | latency (wait, then handle) | drop (no answer, nothing applied) |
-    #: lost_answer (applied, no answer) | held_answer (applied at once, answered after latency_ms)
+    #: lost_answer (applied, no answer) | held_answer (applied at once, answered after latency_ms);
+    #: for the "webhook" endpoint one of WEBHOOK_KINDS.
     kind: str
     times: int | None = Field(None, ge=1)
     probability: float | None = Field(None, gt=0, le=1)
     seed: int | None = None
     latency_ms: int = Field(0, ge=0)
+    #: "webhook" faults only: match only this event (None: any event).
+    event: str | None = None
 
     @field_validator("endpoint")
     @classmethod
     def _known_endpoint(cls, value: str) -> str:
-        if value != "*" and value not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {value!r}; known: {sorted(ENDPOINTS)} or '*'")
+        if value not in ("*", WEBHOOK) and value not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {value!r}; known: {sorted(ENDPOINTS)}, '*' or {WEBHOOK!r}")
         return value
 
-    @field_validator("kind")
+    @field_validator("event")
     @classmethod
-    def _known_kind(cls, value: str) -> str:
-        if value not in DELAYS + ("drop", "lost_answer") and not ERROR_KIND.fullmatch(value):
-            raise ValueError("kind must be error_5xx (e.g. error_500), latency, drop, lost_answer or held_answer")
+    def _known_event(cls, value: str | None) -> str | None:
+        if value is not None and value not in WEBHOOK_EVENTS:
+            raise ValueError(f"unknown webhook event {value!r}; known: {list(WEBHOOK_EVENTS)}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> FaultRule:
+        if self.endpoint == WEBHOOK:
+            if self.kind not in WEBHOOK_KINDS:
+                raise ValueError(f"a {WEBHOOK} fault's kind must be one of {list(WEBHOOK_KINDS)}")
+        else:
+            if self.kind not in HTTP_KINDS and not ERROR_KIND.fullmatch(self.kind):
+                raise ValueError(
+                    "kind must be error_5xx (e.g. error_500), latency, drop, lost_answer or held_answer "
+                    f"(webhook kinds {list(WEBHOOK_KINDS)} need endpoint {WEBHOOK!r})"
+                )
+            if self.event is not None:
+                raise ValueError(f"event only applies to {WEBHOOK!r} faults")
         if self.kind in DELAYS and self.latency_ms == 0:
             raise ValueError(f"a {self.kind} fault needs latency_ms > 0")
         if self.times is None and self.probability is None:
@@ -96,10 +118,14 @@ class FaultBook:
         with self._lock:
             self._faults.clear()
 
-    def pick(self, endpoint: str) -> FaultRule | None:
+    def pick(self, endpoint: str, event: str | None = None) -> FaultRule | None:
+        """The fault for one request to `endpoint` (for WEBHOOK: one delivery of `event`), consumed."""
         with self._lock:
             for fault in self._faults:
-                if fault.rule.endpoint not in ("*", endpoint):
+                # "*" means every API endpoint: webhook faults are always asked for by name.
+                if fault.rule.endpoint != endpoint and (fault.rule.endpoint != "*" or endpoint == WEBHOOK):
+                    continue
+                if fault.rule.event is not None and fault.rule.event != event:
                     continue
                 if fault.rule.probability is not None and fault.rng.random() >= fault.rule.probability:
                     continue

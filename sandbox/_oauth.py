@@ -164,17 +164,28 @@ class TokenBook:
             "pkce_verifiers": [c.verifier for c in self.codes.values() if c.verifier],
         }
 
-    def revoke(self, token: str) -> None:
-        """Revoking either token of a user ends the app's whole authorization for that user."""
+    def revoke(self, token: str, now: float) -> str | None:
+        """Revoking either token of a user ends the app's whole authorization for that user.
+
+        The open_id whose authorization this ended (None: unknown token, or nothing of it was live).
+        """
         known = self.access.get(token) or self.refresh.get(token)
         if known is None:
-            return
+            return None
+        return self.revoke_user(known.open_id, now)
+
+    def revoke_user(self, open_id: str, now: float) -> str | None:
+        """End every token of `open_id`; `open_id` if one of them was still live, else None."""
+        live = False
         for access in self.access.values():
-            if access.open_id == known.open_id:
+            if access.open_id == open_id:
+                live = live or (not access.revoked and now < access.expires_at)
                 access.revoked = True
         for refresh in self.refresh.values():
-            if refresh.open_id == known.open_id:
+            if refresh.open_id == open_id:
+                live = live or (refresh.valid and now < refresh.expires_at)
                 refresh.valid = False
+        return open_id if live else None
 
     # --- bearer check -----------------------------------------------------------------------------
     def bearer(self, authorization: str | None, now: float) -> AccessToken:

@@ -169,6 +169,8 @@ class Post:
     check: MediaCheck | None = None
     cancelled_at: float | None = None
     user_published_at: float | None = None
+    #: Inspection: TikTok took the public post down again (publicaly_available_post_id empties).
+    taken_down_at: float | None = None
 
     @property
     def upload_complete(self) -> bool:
@@ -207,4 +209,5 @@ def post_status(post: Post, now: float, config: SandboxConfig) -> dict[str, obje
     published_at = post.user_published_at if post.mode == "inbox" else done_at
     assert published_at is not None
     public = post.privacy_level == "PUBLIC_TO_EVERYONE" and now >= published_at + config.moderation_delay
+    public = public and post.taken_down_at is None
     return {**data, "status": "PUBLISH_COMPLETE", "publicaly_available_post_id": [post.post_id] if public else []}

@@ -1,7 +1,7 @@
 """Running the sandbox: uvicorn on a loopback port, in a background thread (`serve`) or in the foreground.
 
 `SandboxHandle` also wraps the /_sandbox/* control endpoints, so tests and the demo drive the
-emulator in one line (reset, clock, faults, tokens, posts) over real HTTP.
+emulator in one line (reset, clock, faults, tokens, posts, webhooks) over real HTTP.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class SandboxHandle:
         return response.json()
 
     def reset(self, config: SandboxConfig | None = None) -> SandboxConfig:
-        """Forget all tokens, posts, faults and clock offset; run with `config` (default: startup config)."""
+        """Forget all tokens, posts, faults, webhooks and clock offset; run with `config` (default: startup config)."""
         body = {"config": config.model_dump(mode="json")} if config else None
         self.config = SandboxConfig.model_validate(self._call("POST", "/_sandbox/reset", body)["config"])
         return self.config
@@ -109,6 +109,25 @@ class SandboxHandle:
 
     def publish_from_inbox(self, publish_id: str, privacy_level: str = "PUBLIC_TO_EVERYONE") -> dict[str, Any]:
         return dict(self._call("POST", f"/_sandbox/inbox/{publish_id}/publish", {"privacy_level": privacy_level}))
+
+    def take_down(self, publish_id: str) -> dict[str, Any]:
+        """TikTok takes a publicly available post down (post.publish.no_longer_publicaly_available)."""
+        return dict(self._call("POST", f"/_sandbox/posts/{publish_id}/take_down"))
+
+    def deauthorize(self, user: str, reason: int = 1) -> bool:
+        """`user` removes the app in TikTok: every token ends, authorization.removed with `reason` is sent."""
+        return bool(self._call("POST", f"/_sandbox/users/{user}/deauthorize", {"reason": reason})["revoked"])
+
+    def set_webhook_url(self, url: str | None) -> None:
+        """Register the app's callback URL (None: remove it); only later events are sent to it."""
+        if url is None:
+            self._call("DELETE", "/_sandbox/webhook")
+        else:
+            self._call("PUT", "/_sandbox/webhook", {"url": url})
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook event queued since the last reset: body, signature, attempts and state."""
+        return list(self._call("GET", "/_sandbox/webhooks"))
 
     def env(self) -> dict[str, str]:
         """The TIKTOK_PIPELINE_* settings that point the pipeline at this sandbox."""

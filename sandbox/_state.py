@@ -33,6 +33,7 @@ from sandbox._posts import (
     chunk_plan_problem,
     post_status,
 )
+from sandbox._webhooks import REASON_DEVELOPER_REVOKED, UNREPORTED, Notice, post_notices, removed_notice
 
 DAY = 86_400.0
 RATE_WINDOW = 60.0
@@ -76,6 +77,7 @@ class SandboxState:
         self._uploads: dict[str, str] = {}  # upload_id -> publish_id
         self._calls: dict[tuple[str, str], deque[float]] = {}
         self._rate_limited: dict[str, int] = {}  # endpoint -> 429s answered (what a client should never see)
+        self._reported: dict[str, tuple[str, bool]] = {}  # publish_id -> (status, public) last reported by webhook
 
     # --- lifecycle and clock ------------------------------------------------------------------------
     def reset(self, config: SandboxConfig | None = None) -> SandboxConfig:
@@ -112,10 +114,19 @@ class SandboxState:
                 return self.tokens.rotate(self.config, form, self.now())
             raise OAuthRefusal(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
-    def revoke(self, form: Mapping[str, str]) -> None:
+    def revoke(self, form: Mapping[str, str]) -> Notice | None:
+        """Revoke the app's authorization; the authorization.removed event when one was live."""
         with self._lock:
             check_client(self.config, form)
-            self.tokens.revoke(form.get("token", ""))
+            open_id = self.tokens.revoke(form.get("token", ""), self.now())
+            return None if open_id is None else removed_notice(open_id, REASON_DEVELOPER_REVOKED)
+
+    def deauthorize(self, user: str, reason: int) -> Notice | None:
+        """Inspection: the user removes the app in TikTok (or TikTok removes the user); every token ends."""
+        with self._lock:
+            creator = self._creator_named(user)
+            open_id = self.tokens.revoke_user(creator.open_id, self.now())
+            return None if open_id is None else removed_notice(open_id, reason)
 
     def issue_test_token(self, user: str | None, scopes: list[str] | None) -> dict[str, object]:
         """Test shortcut: tokens as if `user` had approved `scopes` (default: all the app's scopes)."""
@@ -435,17 +446,50 @@ class SandboxState:
         """What must still run before this post's status can settle (None: nothing)."""
         with self._lock:
             post = self.posts.get(publish_id)
-            if post is None or post.check is not None or post.cancelled_at is not None:
+            return None if post is None else self._media_job(post)
+
+    def _media_job(self, post: Post) -> MediaJob | None:
+        if post.check is not None or post.cancelled_at is not None:
+            return None
+        if post.source == "FILE_UPLOAD":
+            if not post.upload_complete:
                 return None
-            if post.source == "FILE_UPLOAD":
-                if not post.upload_complete:
-                    return None
-                assert post.file_path is not None
-                kind, path = "check_upload", post.file_path
-            else:
-                kind = "pull_video" if post.media_type == "VIDEO" else "pull_photos"
-                path = self._storage / f"pull-{post.post_id}"
-            return MediaJob(publish_id, kind, path, tuple(post.media_urls), post.max_duration_sec)
+            assert post.file_path is not None
+            kind, path = "check_upload", post.file_path
+        else:
+            kind = "pull_video" if post.media_type == "VIDEO" else "pull_photos"
+            path = self._storage / f"pull-{post.post_id}"
+        return MediaJob(post.publish_id, kind, path, tuple(post.media_urls), post.max_duration_sec)
+
+    def unsettled(self) -> list[str]:
+        """The posts whose media work can run now (what TikTok processes whether or not anyone polls)."""
+        with self._lock:
+            return [p.publish_id for p in self.posts.values() if self._media_job(p) is not None]
+
+    # --- webhooks ---------------------------------------------------------------------------------------
+    def status_notices(self) -> list[Notice]:
+        """The webhook events of every status change since the last call (in the order posts were made)."""
+        with self._lock:
+            return self._status_notices()
+
+    def _status_notices(self) -> list[Notice]:
+        now = self.now()
+        notices: list[Notice] = []
+        for post in self.posts.values():
+            data = post_status(post, now, self.config)
+            after = (str(data["status"]), bool(data["publicaly_available_post_id"]))
+            before = self._reported.get(post.publish_id, UNREPORTED)
+            if after != before:
+                self._reported[post.publish_id] = after
+                notices.extend(post_notices(post, before, after, data.get("fail_reason")))
+        return notices
+
+    def set_webhook_url(self, url: str | None) -> SandboxConfig:
+        """Register (None: remove) the app's callback URL. What happened before is not reported to it."""
+        with self._lock:
+            self._status_notices()  # the baseline: only changes from now on are events
+            self.config = self.config.model_copy(update={"webhook_url": url})
+            return self.config
 
     def record_check(self, publish_id: str, check: MediaCheck, downloaded_bytes: int | None = None) -> None:
         with self._lock:
@@ -498,6 +542,17 @@ class SandboxState:
             post.privacy_level = privacy_level
             return self._describe(post)
 
+    def take_down(self, publish_id: str) -> dict[str, object]:
+        """Inspection: TikTok takes a publicly available post down (its post id is no longer listed)."""
+        with self._lock:
+            post = self.posts.get(publish_id)
+            if post is None:
+                raise ApiRefusal(404, "invalid_publish_id", f"publish_id {publish_id!r} does not exist")
+            if not post_status(post, self.now(), self.config)["publicaly_available_post_id"]:
+                raise ApiRefusal(409, "invalid_param", "only a publicly available post can be taken down")
+            post.taken_down_at = self.now()
+            return self._describe(post)
+
     # --- inspection -------------------------------------------------------------------------------------
     def describe_posts(self) -> list[dict[str, object]]:
         with self._lock:
@@ -524,6 +579,7 @@ class SandboxState:
             "transferred_at": post.transferred_at,
             "cancelled_at": post.cancelled_at,
             "user_published_at": post.user_published_at,
+            "taken_down_at": post.taken_down_at,
             "check": post.check.model_dump() if post.check else None,
             **post_status(post, self.now(), self.config),
         }
