@@ -40,7 +40,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -48,8 +48,20 @@ from sandbox._endpoints import WEBHOOK
 from sandbox._faults import FaultBook
 
 if TYPE_CHECKING:
+    from sandbox._config import SandboxConfig
     from sandbox._posts import Post
-    from sandbox._state import SandboxState
+
+
+class StateView(Protocol):
+    """What the sender reads of `sandbox._state.SandboxState` (which imports this module)."""
+
+    config: SandboxConfig
+
+    def now(self) -> float: ...
+
+    def unsettled(self) -> list[str]: ...
+
+    def status_notices(self) -> list[Notice]: ...
 
 SIGNATURE_HEADER = "TikTok-Signature"
 #: Seconds between two evaluations of the posts' statuses while a callback URL is set.
@@ -188,7 +200,7 @@ class Delivery:
 class WebhookSender:
     """Turns notices into signed deliveries and sends them in the background; all on the app's loop."""
 
-    def __init__(self, state: SandboxState, faults: FaultBook, settle: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, state: StateView, faults: FaultBook, settle: Callable[[str], Awaitable[None]]) -> None:
         self._state = state
         self._faults = faults
         self._settle = settle
