@@ -14,6 +14,7 @@
         ├── AccountNeedsReconnect       needs_reauth grant revoked or expired; account_name
         ├── PostNotFound                final        no post of that id, key or publish_id
         ├── DeliveryNotFound            final        no webhook delivery of that id in the outbox
+        ├── ReceivedEventNotFound       final        no received TikTok webhook of that id
         ├── DuplicatePost               final        idempotency key taken by a different post
         ├── IllegalTransition           final        the state machine forbids the move
         ├── DailyCapReached             final        24 h cap used up; next_slot_at
@@ -100,6 +101,10 @@ class PostNotFound(LedgerError):
 
 class DeliveryNotFound(LedgerError):
     """No webhook delivery of the outbox has that id."""
+
+
+class ReceivedEventNotFound(LedgerError):
+    """No received TikTok webhook (`received_tiktok_events`) has that id."""
 
 
 class DuplicatePost(LedgerError):

@@ -56,6 +56,7 @@ from ledger._errors import (
     LedgerInputInvalid,
     PostClaimedElsewhere,
     PostNotFound,
+    ReceivedEventNotFound,
 )
 from ledger._models import (
     DEFAULT_DIRECT_DAILY_CAP,
@@ -63,12 +64,14 @@ from ledger._models import (
     MAX_ACCOUNT_NAME_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_LEASE_OWNER_LENGTH,
+    MAX_RECEIVED_EVENT_BODY_BYTES,
     UNSTORABLE_CHARACTERS,
     AccountRow,
     InitAttemptRow,
     PostEventRow,
     PostRow,
     RateWindowRow,
+    ReceivedEventRow,
     WebhookDeliveryRow,
 )
 from ledger._states import (
@@ -91,6 +94,7 @@ from ledger._types import (
     OutboxEntry,
     Post,
     PostEvent,
+    ReceivedEvent,
     TokenGrant,
     WebhookDelivery,
 )
@@ -116,6 +120,12 @@ SQLITE_BUSY_TIMEOUT = 30.0
 POSTGRES_CONNECT_TIMEOUT = 10
 #: How often `claim_post` re-reads and retries when its compare-and-set lost a race it may still win.
 _CLAIM_ROUNDS = 5
+#: How long TikTok redelivers a webhook: applied received events are kept at least this long (dedupe).
+TIKTOK_REDELIVERY_WINDOW = timedelta(hours=72)
+#: A received event's dedupe key: SHA-256 hex, lowercase.
+_RECEIVED_EVENT_KEY = re.compile(r"[0-9a-f]{64}")
+#: Longest public post id TikTok assigns (they are decimal strings of about 19 digits).
+_MAX_POST_ID_LENGTH = 64
 #: Longest database reason a LedgerError quotes (the database's first line; the rest goes to the log).
 _MAX_REASON_LENGTH = 200
 
@@ -360,6 +370,18 @@ class Ledger:
     def get_account(self, name: str) -> Account:
         with self._transaction(write=False) as session:
             return Account.model_validate(self._account(session, name))
+
+    def get_account_by_open_id(self, open_id: str) -> Account:
+        """The account connected as TikTok user `open_id` (its webhooks name the user, not the account);
+        `AccountNotFound` when none is, or when it was removed (`remove_account`: nothing acts for it)."""
+        with self._transaction(write=False) as session:
+            storable = bool(open_id) and len(open_id) <= 128 and not UNSTORABLE_CHARACTERS.search(open_id)
+            row = session.scalar(sa.select(AccountRow).where(AccountRow.open_id == open_id)) if storable else None
+            if row is None or row.removed_at is not None:
+                removed = f" (account {row.name!r} was removed)" if row is not None else ""
+                raise AccountNotFound(f"no connected account is TikTok user {open_id}{removed}",
+                                      detail={"open_id": open_id})
+            return Account.model_validate(row)
 
     def list_accounts(self, *, include_removed: bool = False) -> list[Account]:
         """The connected accounts by name; removed ones (see `remove_account`) only with `include_removed`."""
@@ -679,6 +701,38 @@ class Ledger:
             raise DuplicatePost(
                 f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
             ) from exc
+
+    def add_public_post_ids(self, post: Post | int, post_ids: Sequence[str], *, share_url: str | None = None,
+                            message: str) -> Post:
+        """Add the public post ids TikTok assigned a published post late (after moderation): merged into
+        its `post_ids` (no duplicates, order kept), `share_url` set if given and the post has none yet,
+        and an event `public_post_ids` with `message` (and what was added) on its audit trail.
+        Only a `published` post takes them: `IllegalTransition` otherwise."""
+        post_id = _post_id(post)
+        if isinstance(post_ids, str):
+            raise LedgerInputInvalid(f"post {post_id}: post_ids is a sequence of ids, not one string",
+                                     detail={"field": "post_ids", "post_id": post_id})
+        for value in post_ids:
+            _check_text("post id", value, _MAX_POST_ID_LENGTH, field="post_ids")
+        if share_url is not None:
+            _check_text("share URL", share_url, 2048, field="share_url")
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id, lock=True)
+            if row.state is not PostState.published:
+                raise IllegalTransition(
+                    f"post {post_id} is {row.state}: public post ids are added to published posts only",
+                    detail={"post_id": post_id, "state": str(row.state)},
+                )
+            added = [value for value in dict.fromkeys(post_ids) if value not in row.post_ids]
+            if added:
+                row.post_ids = [*row.post_ids, *added]  # a new list: the JSON column sees the change
+            data: dict[str, Any] = {"post_ids": added}
+            if share_url is not None and row.share_url is None:
+                row.share_url = data["share_url"] = share_url
+            now = self._clock()
+            row.updated_at = now
+            self._add_event(session, row, row.state, kind="public_post_ids", at=now, message=message, data=data)
+            return Post.model_validate(row)
 
     def retry_before_init(self, post: Post | int, reason: str) -> Post:
         """Give a post that failed before reaching TikTok (no publish_id) another go: back to queued.
@@ -1264,6 +1318,105 @@ class Ledger:
                 query = query.limit(limit)
             return [WebhookDelivery.model_validate(row) for row in session.scalars(query)]
 
+    # --- received TikTok webhooks (dedupe) ------------------------------------------------------------
+
+    def record_received_event(self, key: str, *, event: str, user_openid: str, publish_id: str | None,
+                              body: str) -> tuple[ReceivedEvent, bool]:
+        """Store a webhook TikTok sent, the first time its dedupe `key` is seen (committed when this
+        returns, before the receiver answers 200): (the stored event, True when this call stored it).
+        A redelivery of the same key returns the first delivery's row as it stands, and False.
+
+        Race-safe like `create_or_get_post`: the key is unique; of receivers storing the same event at
+        the same moment one inserts, the others read its row (on SQLite the write lock orders them)."""
+        if not _RECEIVED_EVENT_KEY.fullmatch(key):
+            raise LedgerInputInvalid(
+                f"the received event key must be 64 lowercase hex characters (a SHA-256), got {len(key)} characters",
+                detail={"field": "key", "length": len(key)},
+            )
+        _check_text("event", event, 64)
+        _check_text("user_openid", user_openid, 128)
+        if publish_id is not None:
+            _check_text("publish_id", publish_id, 128)
+        _check_storable("body", body)
+        if (size := len(body.encode("utf-8"))) > MAX_RECEIVED_EVENT_BODY_BYTES:
+            raise LedgerInputInvalid(
+                f"the received event body is {size} bytes; the ledger keeps at most {MAX_RECEIVED_EVENT_BODY_BYTES}",
+                detail={"field": "body", "size": size, "max_size": MAX_RECEIVED_EVENT_BODY_BYTES},
+            )
+        try:
+            with self._transaction(write=True) as session:
+                existing = self._received_by_key(session, key)
+                if existing is not None:
+                    return ReceivedEvent.model_validate(existing), False
+                row = ReceivedEventRow(key=key, event=event, user_openid=user_openid, publish_id=publish_id,
+                                       body=body, received_at=self._clock())
+                session.add(row)
+                session.flush()
+                return ReceivedEvent.model_validate(row), True
+        except ConstraintViolated:
+            # Another receiver stored the same key between our read and our insert: its row is the one.
+            with self._transaction(write=False) as session:
+                existing = self._received_by_key(session, key)
+                if existing is None:
+                    raise
+                return ReceivedEvent.model_validate(existing), False
+
+    def mark_received_event_applied(self, event_id: int, outcome: str) -> ReceivedEvent:
+        """Record that the event was applied (`applied_at` = now) and what applying it did, in one line.
+        Applying it again (a re-application) overwrites both."""
+        if not outcome.strip():
+            raise LedgerInputInvalid("the outcome of applying a received event is blank",
+                                     detail={"field": "outcome", "event_id": event_id})
+        with self._transaction(write=True) as session:
+            row = session.scalar(sa.select(ReceivedEventRow).where(ReceivedEventRow.id == event_id).with_for_update())
+            if row is None:
+                raise ReceivedEventNotFound(f"no received TikTok event with id {event_id}",
+                                            detail={"event_id": event_id})
+            row.applied_at = self._clock()
+            row.outcome = " ".join(outcome.split())  # one line
+            return ReceivedEvent.model_validate(row)
+
+    def get_received_event(self, event_id: int) -> ReceivedEvent:
+        """One received event as stored now (a receiver reads it again before applying it)."""
+        with self._transaction(write=False) as session:
+            row = session.get(ReceivedEventRow, event_id)
+            if row is None:
+                raise ReceivedEventNotFound(f"no received TikTok event with id {event_id}",
+                                            detail={"event_id": event_id})
+            return ReceivedEvent.model_validate(row)
+
+    def received_events(self, *, publish_id: str | None = None, pending_only: bool = False,
+                        limit: int = 100) -> list[ReceivedEvent]:
+        """Received events, oldest first, at most `limit`; `publish_id`: those naming that post;
+        `pending_only`: those not applied yet (what a receiver restarted after a crash applies)."""
+        if limit < 1:
+            raise LedgerInputInvalid(f"limit must be at least 1, got {limit}", detail={"field": "limit", "limit": limit})
+        query = sa.select(ReceivedEventRow).order_by(ReceivedEventRow.received_at, ReceivedEventRow.id)
+        if publish_id is not None:
+            query = query.where(ReceivedEventRow.publish_id == publish_id)
+        if pending_only:
+            query = query.where(ReceivedEventRow.applied_at.is_(None))
+        with self._transaction(write=False) as session:
+            return [ReceivedEvent.model_validate(row) for row in session.scalars(query.limit(limit))]
+
+    def prune_received_events(self, older_than: timedelta) -> int:
+        """Delete the applied events received before now - `older_than`; the number deleted. Pending ones
+        are never pruned. `older_than` is at least `TIKTOK_REDELIVERY_WINDOW` (72 h): a redelivery must
+        still find its key, or it would be applied twice."""
+        if older_than < TIKTOK_REDELIVERY_WINDOW:
+            raise LedgerInputInvalid(
+                f"received events are kept at least {TIKTOK_REDELIVERY_WINDOW} (TikTok redelivers that long), "
+                f"got older_than={older_than}",
+                detail={"field": "older_than", "older_than": str(older_than)},
+            )
+        with self._transaction(write=True) as session:
+            before = self._clock() - older_than
+            return session.execute(
+                sa.delete(ReceivedEventRow)
+                .where(ReceivedEventRow.applied_at.is_not(None), ReceivedEventRow.received_at < before)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+
     # --- internals --------------------------------------------------------------------------------
 
     @contextmanager
@@ -1326,6 +1479,10 @@ class Ledger:
         if row is None:
             raise DeliveryNotFound(f"no webhook delivery with id {delivery_id}", detail={"delivery_id": delivery_id})
         return row
+
+    @staticmethod
+    def _received_by_key(session: Session, key: str) -> ReceivedEventRow | None:
+        return session.scalar(sa.select(ReceivedEventRow).where(ReceivedEventRow.key == key))
 
     @staticmethod
     def _post_by_key(session: Session, idempotency_key: str) -> PostRow | None:
@@ -1506,6 +1663,19 @@ def _check_storable(field: str, value: str) -> None:
         f"the {field} contains {what} at position {found.start()}: the ledger stores no such character",
         detail={"field": field, "position": found.start(), "character": f"U+{ord(found.group()):04X}"},
     )
+
+
+def _check_text(name: str, value: str, max_length: int, *, field: str | None = None) -> None:
+    """Refuse a blank value, one over `max_length` characters or one no backend stores alike, naming it."""
+    field = field or name
+    if not isinstance(value, str) or not value.strip():
+        raise LedgerInputInvalid(f"the {name} is blank", detail={"field": field})
+    if len(value) > max_length:
+        raise LedgerInputInvalid(
+            f"the {name} is {len(value)} characters; the ledger keeps at most {max_length}",
+            detail={"field": field, "length": len(value), "max_length": max_length},
+        )
+    _check_storable(field, value)
 
 
 def _check_owner(owner: str) -> None:

@@ -227,6 +227,30 @@ class WebhookDeliveryRow(Base):
     status_reason: Mapped[str | None] = mapped_column(DiagnosticText())  # why it was given up
 
 
+#: Longest body of a TikTok webhook the ledger keeps (UTF-8 bytes): TikTok's are well under 2 KiB.
+MAX_RECEIVED_EVENT_BODY_BYTES = 64 * 1024
+
+
+class ReceivedEventRow(Base):
+    """The webhooks TikTok sent us (migration 0008): each stored under its dedupe key (the SHA-256 hex the
+    receiver computes; TikTok gives no delivery id and redelivers for 72 h) before the receiver answers
+    200, then marked applied with what applying it did. Applied ones are pruned after the redelivery
+    window; pending ones are kept for a restarted receiver to apply."""
+
+    __tablename__ = "received_tiktok_events"
+    __table_args__ = (sa.Index(None, "applied_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    event: Mapped[str] = mapped_column(sa.String(64))
+    user_openid: Mapped[str] = mapped_column(sa.String(128))
+    publish_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+    body: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(DiagnosticText(1024))  # one line: what applying it did
+
+
 class RateWindowRow(Base):
     """TikTok's per-token rate limits as sliding windows every process shares (migration 0007): the
     times (epoch seconds, ascending) of the calls to one endpoint for one account within the last

@@ -155,6 +155,21 @@ class WebhookDelivery(_View):
     status_reason: str | None
 
 
+class ReceivedEvent(_View):
+    """One webhook TikTok sent us, stored under its dedupe key before the receiver answered 200
+    (`Ledger.record_received_event`); `applied_at` and `outcome` once it was applied."""
+
+    id: int
+    key: str  # the dedupe key (SHA-256 hex, 64 characters)
+    event: str  # TikTok's event name as received
+    user_openid: str
+    publish_id: str | None
+    body: str = Field(repr=False)  # the raw body as received (JSON text), for audit and re-application
+    received_at: datetime
+    applied_at: datetime | None
+    outcome: str | None  # one line: what applying it did
+
+
 class CapUsage(BaseModel):
     """One cap of one creator over the rolling 24 h window ending now."""
 

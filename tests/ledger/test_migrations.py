@@ -20,7 +20,7 @@ from deployments.cli import build_app
 from tiktok_pipeline.settings import load_settings
 
 LEDGER_TABLES = {"accounts", "posts", "post_events", "init_attempts", "webhook_deliveries", "rate_windows",
-                 "alembic_version"}
+                 "received_tiktok_events", "alembic_version"}
 
 
 def _tables(url: str) -> set[str]:
@@ -115,7 +115,8 @@ def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0003")
             old = insert_legacy_post(connection, "before-0004")
-        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries", "rate_windows"}
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries", "rate_windows",
+                                                   "received_tiktok_events"}
         assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         assert _tables(database_url) == LEDGER_TABLES
         post = ledger.get_post(old)
@@ -127,7 +128,8 @@ def test_migration_0004_adds_claims_and_attempts_to_an_existing_ledger(database_
         # And back: the downgrade drops what 0004 added in place (no table rebuild), keeping the rows.
         with ledger.engine.begin() as connection:
             command.downgrade(alembic_config(connection), "0003")
-        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries", "rate_windows"}
+        assert _tables(database_url) == LEDGER_TABLES - {"init_attempts", "webhook_deliveries", "rate_windows",
+                                                   "received_tiktok_events"}
         with ledger.engine.connect() as connection:
             columns = {c["name"] for c in sa.inspect(connection).get_columns("posts")}
             assert not columns & {"lease_owner", "lease_expires_at"}
@@ -139,7 +141,7 @@ def test_migration_0005_adds_the_webhook_outbox_to_an_existing_ledger(database_u
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0004")
             old = insert_legacy_post(connection, "before-0005")
-        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries", "rate_windows"}
+        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries", "rate_windows", "received_tiktok_events"}
         assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         assert ledger.webhook_deliveries() == []  # an existing ledger starts with an empty outbox
         [delivery] = ledger.add_webhook_deliveries([OutboxEntry(
@@ -148,7 +150,7 @@ def test_migration_0005_adds_the_webhook_outbox_to_an_existing_ledger(database_u
         assert (delivery.post_id, delivery.status, delivery.attempts) == (old, DeliveryStatus.pending, 0)
         with ledger.engine.begin() as connection:
             command.downgrade(alembic_config(connection), "0004")
-        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries", "rate_windows"}
+        assert _tables(database_url) == LEDGER_TABLES - {"webhook_deliveries", "rate_windows", "received_tiktok_events"}
         with ledger.engine.connect() as connection:  # the posts stay as they were (read raw: the models are newer)
             assert connection.execute(sa.text("SELECT publish_id FROM posts WHERE id = :p"), {"p": old}).scalar() == (
                 "v_pub_before-0005")
@@ -183,14 +185,42 @@ def test_migration_0007_adds_rate_windows_and_deferred_slots_to_an_existing_ledg
         with ledger.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "0006")
             old = insert_legacy_post(connection, "before-0007")
-        assert _tables(database_url) == LEDGER_TABLES - {"rate_windows"}
-        assert ledger.migrate() is True and ledger.current_revision() == "0007" == ledger.head_revision()
+        assert _tables(database_url) == LEDGER_TABLES - {"rate_windows", "received_tiktok_events"}
+        assert ledger.migrate() is True and ledger.current_revision() == ledger.head_revision()
         assert ledger.get_post(old).deferred_to is None  # nothing was deferred to a slot of its own before
         assert ledger.reserve_rate_slot("open-id", "video_init", 1, timedelta(minutes=1)) == 0.0
         assert ledger.reserve_rate_slot("open-id", "video_init", 1, timedelta(minutes=1)) > 0
         with ledger.engine.begin() as connection:  # and back, in place, keeping the posts
             command.downgrade(alembic_config(connection), "0006")
-        assert _tables(database_url) == LEDGER_TABLES - {"rate_windows"}
+        assert _tables(database_url) == LEDGER_TABLES - {"rate_windows", "received_tiktok_events"}
         with ledger.engine.connect() as connection:
             assert "deferred_to" not in {c["name"] for c in sa.inspect(connection).get_columns("posts")}
             assert connection.execute(sa.text("SELECT publish_id FROM posts")).scalars().all() == ["v_pub_before-0007"]
+
+
+def test_migration_0008_adds_received_tiktok_events_to_an_existing_ledger(database_url: str) -> None:
+    key = "a" * 64
+    with Ledger(database_url, migrate=False) as ledger:
+        with ledger.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0007")
+            old = insert_legacy_post(connection, "before-0008")
+        assert _tables(database_url) == LEDGER_TABLES - {"received_tiktok_events"}
+        assert ledger.migrate() is True and ledger.current_revision() == "0008" == ledger.head_revision()
+        assert ledger.received_events() == []  # an existing ledger has received nothing yet
+        stored, created = ledger.record_received_event(key, event="post.publish.complete", user_openid="open-brand",
+                                                       publish_id="v_pub_before-0008", body="{}")
+        assert created and ledger.record_received_event(key, event="post.publish.complete", user_openid="open-brand",
+                                                        publish_id="v_pub_before-0008", body="{}") == (stored, False)
+        with ledger.engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            indexes = inspector.get_indexes("received_tiktok_events")  # PostgreSQL also lists the unique key's
+            assert {i["name"] for i in indexes if "duplicates_constraint" not in i} == {
+                "ix_received_tiktok_events_publish_id", "ix_received_tiktok_events_applied_at_received_at"}
+            assert [u["name"] for u in inspector.get_unique_constraints("received_tiktok_events")] == [
+                "uq_received_tiktok_events_key"]
+        with ledger.engine.begin() as connection:  # and back, keeping the posts
+            command.downgrade(alembic_config(connection), "0007")
+        assert _tables(database_url) == LEDGER_TABLES - {"received_tiktok_events"}
+        with ledger.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT publish_id FROM posts WHERE id = :p"), {"p": old}).scalar() == (
+                "v_pub_before-0008")
