@@ -1,11 +1,13 @@
 """Service-layer tests: the real sandbox over HTTP, a SQLite ledger in tmp_path, no Prefect.
 
 `services` is a `publishing.Services` over them with `main` (public creator) and `private` (private
-creator) connected through the sandbox's real OAuth flow; `clock` moves the ledger's time.
+creator) connected through the sandbox's real OAuth flow; `clock` moves the ledger's time; `clip` is
+the compliant test clip, fetched and prepared.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,9 @@ import pytest
 
 from ledger import Ledger, generate_key
 from publishing.connect import connect_account
+from publishing.posting import PreparedMedia
 from publishing.services import Services
+from publishing.sources import FetchedSource, sha256_of
 from sandbox import free_port
 from tiktok_pipeline.settings import Settings
 
@@ -63,3 +67,15 @@ def services(sandbox, tmp_path: Path, clock: Clock) -> Services:
     for name, user in (("main", "studio_main"), ("private", "private_creator")):
         connect_account(settings, book, name, open_url, extra_params={"sandbox_user": user})
     return built
+
+
+@pytest.fixture
+def clip(media, tmp_path: Path) -> tuple[FetchedSource, PreparedMedia]:
+    """The compliant test clip as a fetched source and as the media prepared from it (no transcode needed)."""
+    path = tmp_path / "work" / "tiktok-ready.mp4"
+    path.parent.mkdir()
+    shutil.copyfile(media.path("compliant"), path)
+    digest, size = sha256_of(path), path.stat().st_size
+    source = FetchedSource(uri=str(media.path("compliant")), path=path, size=size, sha256=digest)
+    prepared = PreparedMedia(path=str(path), size=size, sha256=digest, duration=3.0, path_taken="remux", seconds=0.1)
+    return source, prepared

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from publishing.maintenance import posts_to_reconcile, reconcile_post
 from publishing.posting import (
     CreatorCheck,
     PreflightFailed,
-    PreparedMedia,
     ScheduledRun,
     StepFailure,
     check_creator,
@@ -30,7 +28,6 @@ from publishing.posting import (
     upload,
 )
 from publishing.services import Services
-from publishing.sources import FetchedSource, sha256_of
 from tiktok import PrivacyNotAllowed
 
 
@@ -38,18 +35,6 @@ def _request(**overrides) -> PublishRequest:
     fields = {"source": "/videos/clip.mp4", "accounts": ["main"], "caption": "service layer #test",
               "privacy_level": "SELF_ONLY"} | overrides
     return PublishRequest(**fields)
-
-
-@pytest.fixture
-def clip(media, tmp_path: Path) -> tuple[FetchedSource, PreparedMedia]:
-    """The compliant test clip as a fetched source and as the media prepared from it (no transcode needed)."""
-    path = tmp_path / "work" / "tiktok-ready.mp4"
-    path.parent.mkdir()
-    shutil.copyfile(media.path("compliant"), path)
-    digest, size = sha256_of(path), path.stat().st_size
-    source = FetchedSource(uri=str(media.path("compliant")), path=path, size=size, sha256=digest)
-    prepared = PreparedMedia(path=str(path), size=size, sha256=digest, duration=3.0, path_taken="remux", seconds=0.1)
-    return source, prepared
 
 
 def test_preflight_names_accounts_that_are_not_connected_and_refuses_a_missing_key(services: Services) -> None:

@@ -1,0 +1,170 @@
+"""TikTok's webhooks into the ledger, without Prefect: accept a delivery, then apply its event.
+
+    stored, event, fresh = accept_delivery(services, body, headers.get("TikTok-Signature"))  # then answer 200
+    outcome = apply_stored(services, stored)      # once per event: the ledger changes, or why not
+    apply_pending(services)                       # after a restart: what was stored but not applied
+
+`accept_delivery` verifies TikTok's signature with the app's client secret, parses the body and stores
+the event in the ledger under its dedupe key before the receiver answers: TikTok delivers at least
+once and redelivers for 72 h, so a second delivery of the same event is recognised and applied no
+more. Applying turns a Content Posting event into the status TikTok's status/fetch would have
+answered and records it the way reconciliation does (`publishing.maintenance.apply_status`), so a
+post settled by polling first, or by a duplicate, ends the same: events that arrive out of order
+(publicly_available before complete) or late (after polling settled the post) change nothing that
+is already right. `authorization.removed` marks the account needs-reconnect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ledger import AccountNotFound, AccountStatus, IllegalTransition, Post, PostNotFound, PostState, ReceivedEvent
+from publishing.maintenance import apply_status
+from publishing.services import Services
+from tiktok import PublishStatus, WebhookEvent, WebhookEventType, parse_webhook, verify_webhook
+
+_LOG = logging.getLogger(__name__)
+
+#: authorization.removed `reason` codes (TikTok's webhooks-events page).
+REMOVAL_REASONS = {
+    "0": "unknown reason",
+    "1": "the user disconnected the app in TikTok",
+    "2": "the user deleted their TikTok account",
+    "3": "the user's age changed",
+    "4": "the account was banned",
+    "5": "the developer revoked the authorization",
+}
+
+#: The status/fetch answer each Content Posting event stands for.
+_STATUS_OF = {
+    WebhookEventType.PUBLISH_COMPLETE: "PUBLISH_COMPLETE",
+    WebhookEventType.PUBLISH_FAILED: "FAILED",
+    WebhookEventType.INBOX_DELIVERED: "SEND_TO_USER_INBOX",
+    WebhookEventType.PUBLICLY_AVAILABLE: "PUBLISH_COMPLETE",
+}
+
+
+#: A post in one of these keeps what TikTok said first (by polling or an earlier event).
+_FINAL_STATES = frozenset({PostState.published, PostState.failed, PostState.discarded})
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What applying one event did: `summary` is the one line stored with the event and logged."""
+
+    summary: str
+    changed: bool = False
+    post_id: int | None = None
+    account_name: str | None = None
+
+
+def accept_delivery(services: Services, body: bytes, signature: str | None, *,
+                    now: datetime | None = None) -> tuple[ReceivedEvent, WebhookEvent, bool]:
+    """Verify, parse and store one delivery; (the stored event, the event, True if first seen).
+
+    Raises `tiktok.WebhookRejected` (the receiver answers 4xx and stores nothing) for a missing,
+    forged or stale signature or a body that breaks TikTok's format.
+    """
+    secret = services.settings.client_secret.get_secret_value()
+    verify_webhook(signature, body, secret, now=now or datetime.now(UTC))
+    event = parse_webhook(body)
+    stored, fresh = services.ledger.record_received_event(
+        event.key, event=event.event, user_openid=event.user_openid, publish_id=event.publish_id,
+        body=body.decode("utf-8"))
+    return stored, event, fresh
+
+
+def apply_stored(services: Services, stored: ReceivedEvent) -> EventOutcome:
+    """Apply a stored event (unless it was applied already) and record what it did."""
+    if stored.applied_at is not None:
+        return EventOutcome(f"already applied: {stored.outcome}")
+    outcome = apply_event(services, parse_webhook(stored.body.encode("utf-8")))
+    services.ledger.mark_received_event_applied(stored.id, outcome.summary)
+    _LOG.info("TikTok %s for %s: %s", stored.event, stored.publish_id or stored.user_openid, outcome.summary)
+    return outcome
+
+
+def apply_pending(services: Services) -> list[EventOutcome]:
+    """Apply what was stored but not applied (a receiver stopped between its answer and the ledger)."""
+    return [apply_stored(services, stored) for stored in services.ledger.received_events(pending_only=True)]
+
+
+def apply_event(services: Services, event: WebhookEvent) -> EventOutcome:
+    """Record in the ledger what `event` says; never raises for an event that does not apply."""
+    if event.client_key != services.settings.client_key:
+        return EventOutcome(f"ignored: for client_key {event.client_key!r}, not this app's")
+    kind = event.kind
+    if kind is None:
+        return EventOutcome(f"ignored: event {event.event!r} is not one this pipeline handles")
+    if kind is WebhookEventType.AUTHORIZATION_REMOVED:
+        return _authorization_removed(services, event)
+    if not event.publish_id:
+        return EventOutcome(f"ignored: {event.event} without a publish_id")
+    try:
+        post = services.ledger.get_post_by_publish_id(event.publish_id)
+    except PostNotFound:
+        return EventOutcome(f"ignored: no post has publish_id {event.publish_id}")
+    account = services.ledger.get_account(post.account_name)
+    if account.open_id != event.user_openid:
+        return EventOutcome(f"ignored: post {post.id} belongs to another TikTok user than {event.user_openid}",
+                            post_id=post.id)
+    if kind is WebhookEventType.NO_LONGER_PUBLICLY_AVAILABLE:
+        services.ledger.note(post, "no_longer_public", "TikTok: the post is no longer publicly available",
+                             data={"post_id": event.post_id})
+        return EventOutcome(f"post {post.id}: noted that it is no longer publicly available", True, post.id,
+                            post.account_name)
+    if kind is WebhookEventType.PUBLICLY_AVAILABLE and post.state is PostState.published:
+        return _public_post_id(services, post, event, account.username)
+    return _settle(services, post, event, kind, account.username)
+
+
+def _settle(services: Services, post: Post, event: WebhookEvent, kind: WebhookEventType,
+            username: str | None) -> EventOutcome:
+    post_ids = [int(event.post_id)] if kind is WebhookEventType.PUBLICLY_AVAILABLE and (event.post_id or "").isdigit() else []
+    status = PublishStatus(status=_STATUS_OF[kind], fail_reason=event.reason if kind is WebhookEventType.PUBLISH_FAILED
+                           else None, publicaly_available_post_id=post_ids)
+    wanted = {"PUBLISH_COMPLETE": PostState.published, "FAILED": PostState.failed,
+              "SEND_TO_USER_INBOX": PostState.sent_to_inbox}[status.status]
+    if post.state is wanted or (post.state is PostState.published and wanted is PostState.sent_to_inbox):
+        return EventOutcome(f"post {post.id} is {post.state} already", post_id=post.id, account_name=post.account_name)
+    if post.state in _FINAL_STATES:
+        # TikTok said otherwise before (polling recorded it): keep the first answer, and the evidence.
+        services.ledger.note(post, "conflicting_webhook", f"TikTok's {event.event} arrived for a post that is {post.state}",
+                             data={"event": event.event, "reason": event.reason})
+        return EventOutcome(f"ignored: post {post.id} is {post.state}, {event.event} noted", True, post.id,
+                            post.account_name)
+    try:
+        settled = apply_status(services, post, status, username, services.ledger.now() - post.updated_at)
+    except IllegalTransition:  # a poller or another delivery recorded the outcome meanwhile
+        settled = services.ledger.get_post(post.id)
+    if kind is WebhookEventType.PUBLICLY_AVAILABLE and settled.state is PostState.published and post_ids \
+            and event.post_id not in settled.post_ids:
+        # Published meanwhile by the complete event (or a poller) without the id: add it now.
+        return _public_post_id(services, settled, event, username)
+    changed = settled.state is not post.state
+    return EventOutcome(f"post {post.id}: {post.state} -> {settled.state}" if changed else
+                        f"post {post.id} stays {settled.state}", changed, post.id, post.account_name)
+
+
+def _public_post_id(services: Services, post: Post, event: WebhookEvent, username: str | None) -> EventOutcome:
+    if not event.post_id or event.post_id in post.post_ids:
+        return EventOutcome(f"post {post.id} has its public post id already", post_id=post.id,
+                            account_name=post.account_name)
+    url = f"https://www.tiktok.com/@{username}/video/{event.post_id}" if username else None
+    services.ledger.add_public_post_ids(post, [event.post_id], share_url=url,
+                                        message=f"TikTok: publicly available as post {event.post_id}")
+    return EventOutcome(f"post {post.id}: publicly available as {event.post_id}", True, post.id, post.account_name)
+
+
+def _authorization_removed(services: Services, event: WebhookEvent) -> EventOutcome:
+    try:
+        account = services.ledger.get_account_by_open_id(event.user_openid)
+    except AccountNotFound:
+        return EventOutcome(f"ignored: no connected account is TikTok user {event.user_openid}")
+    if account.status is AccountStatus.needs_reconnect:
+        return EventOutcome(f"account {account.name} needs reconnecting already", account_name=account.name)
+    why = REMOVAL_REASONS.get(event.reason or "0", f"reason {event.reason}")
+    services.ledger.mark_needs_reconnect(account.name, f"TikTok removed the app's authorization: {why}")
+    return EventOutcome(f"account {account.name} needs reconnecting: {why}", True, account_name=account.name)

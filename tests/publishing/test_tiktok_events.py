@@ -1,0 +1,179 @@
+"""Contract tests of TikTok's webhooks: the sandbox sends them over real HTTP, signed with the app's
+client secret by its own code, to the receiver app over a SQLite ledger; faults lose, duplicate,
+reorder, delay and forge them. Whatever arrives, the ledger ends right: each post settled once,
+by the webhook or by polling (the safety net), a forged or stale delivery refused and not stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+
+from deployments.tiktok_webhooks import WEBHOOK_PATH, receiver_app
+from ledger import AccountStatus, PostState
+from publishing import PublishRequest
+from publishing.posting import check_creator, init_post, poll_status, upload
+from publishing.services import Services
+from publishing.tiktok_events import accept_delivery, apply_pending
+from sandbox import free_port
+
+
+@contextmanager
+def running_receiver(services: Services) -> Iterator[str]:
+    """The receiver app under uvicorn on a free loopback port, in a thread; its webhook URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(receiver_app(services), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the receiver did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def receiver(services: Services, sandbox) -> Iterator[str]:
+    with running_receiver(services) as url:
+        sandbox.set_webhook_url(url)
+        yield url
+    sandbox.set_webhook_url(None)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.1)
+    return found
+
+
+def uploaded_post(services: Services, clip, privacy: str = "SELF_ONLY", caption: str = "webhook contract"):
+    """A post initialized and fully uploaded through the service layer; nobody polls it."""
+    source, prepared = clip
+    request = PublishRequest(source="/videos/clip.mp4", accounts=["main"], caption=caption, privacy_level=privacy)
+    check = check_creator(services, "main", request)
+    started = init_post(services, request, check, source, prepared)
+    done = upload(services, started, prepared)
+    return done, check
+
+
+def deliveries(sandbox, event: str) -> list[dict[str, Any]]:
+    return [w for w in sandbox.webhooks() if w["event"] == event]
+
+
+def state_of(services: Services, post_id: int) -> PostState:
+    return services.ledger.get_post(post_id).state
+
+
+def test_a_post_is_settled_by_its_webhook_without_polling(services, sandbox, receiver, clip) -> None:
+    result, _ = uploaded_post(services, clip)
+    wait_for("the post published by webhook", lambda: state_of(services, result.post_id) is PostState.published)
+    (sent,) = wait_for("the delivery answered", lambda: [w for w in deliveries(sandbox, "post.publish.complete")
+                                                          if w["state"] == "delivered"])
+    assert sent["publish_id"] == result.publish_id and [a["status_code"] for a in sent["attempts"]] == [200]
+    (stored,) = wait_for("applied", lambda: [e for e in services.ledger.received_events(publish_id=result.publish_id)
+                                             if e.applied_at is not None])
+    assert stored.outcome == f"post {result.post_id}: uploaded -> published"
+    events = [e.message for e in services.ledger.post_events(result.post_id)]
+    assert "published (public post id not assigned yet)" in events
+
+
+def test_a_duplicated_delivery_is_stored_and_applied_once(services, sandbox, receiver, clip) -> None:
+    sandbox.add_fault("webhook", "duplicate", times=1)
+    result, _ = uploaded_post(services, clip)
+    wait_for("both deliveries answered", lambda: len([w for w in deliveries(sandbox, "post.publish.complete")
+                                                      if w["state"] == "delivered"]) == 2)
+    # Applied after the answer: wait for it.
+    (stored,) = wait_for("applied", lambda: [e for e in services.ledger.received_events(publish_id=result.publish_id)
+                                             if e.applied_at is not None])
+    assert state_of(services, result.post_id) is PostState.published
+    moves = [(e.from_state, e.to_state) for e in services.ledger.post_events(result.post_id) if e.from_state != e.to_state]
+    assert [to for _, to in moves].count(PostState.published) == 1
+    assert stored.outcome == f"post {result.post_id}: uploaded -> published"
+
+
+def test_publicly_available_before_complete_publishes_with_the_post_id(services, sandbox, receiver, clip) -> None:
+    sandbox.add_fault("webhook", "out_of_order", times=1, event="post.publish.complete")
+    result, check = uploaded_post(services, clip, privacy="PUBLIC_TO_EVERYONE")
+    wait_for("complete held back", lambda: any(w["state"] == "held" for w in deliveries(sandbox, "post.publish.complete")))
+    sandbox.advance_clock(61)  # moderation: the post becomes publicly available, then complete follows it
+    post = wait_for("published with its post id", lambda: (p := services.ledger.get_post(result.post_id)).post_ids and p)
+    assert post.state is PostState.published
+    assert post.share_url == f"https://www.tiktok.com/@{check.username}/video/{post.post_ids[0]}"
+    wait_for("complete delivered after it", lambda: any(w["state"] == "delivered"
+                                                       for w in deliveries(sandbox, "post.publish.complete")))
+    def applied() -> list[str | None]:
+        stored = services.ledger.received_events(publish_id=result.publish_id)
+        return [e.outcome for e in stored] if len(stored) == 2 and all(e.applied_at for e in stored) else []
+
+    assert wait_for("both applied", applied) == [f"post {result.post_id}: uploaded -> published",
+                                                 f"post {result.post_id} is published already"]
+
+
+def test_a_lost_webhook_leaves_the_post_to_polling(services, sandbox, receiver, clip) -> None:
+    sandbox.add_fault("webhook", "lost", times=1)
+    result, check = uploaded_post(services, clip)
+    wait_for("the event lost", lambda: any(w["state"] == "lost" for w in deliveries(sandbox, "post.publish.complete")))
+    assert state_of(services, result.post_id) is PostState.uploaded
+    assert services.ledger.received_events(publish_id=result.publish_id) == []
+    assert poll_status(services, result, check.username).state is PostState.published  # the safety net
+
+
+@pytest.mark.parametrize("fault", ["bad_signature", "stale_signature"])
+def test_a_forged_or_replayed_delivery_is_refused_and_not_stored(services, sandbox, receiver, clip,
+                                                                fault) -> None:
+    sandbox.add_fault("webhook", fault, times=1)
+    result, _ = uploaded_post(services, clip)
+    (sent,) = wait_for("every attempt refused", lambda: [w for w in deliveries(sandbox, "post.publish.complete")
+                                                         if w["state"] == "failed"], timeout=60)
+    assert {a["status_code"] for a in sent["attempts"]} == {401}
+    assert services.ledger.received_events(publish_id=result.publish_id) == []
+    assert state_of(services, result.post_id) is PostState.uploaded
+
+
+def test_a_late_webhook_after_polling_changes_nothing(services, sandbox, receiver, clip) -> None:
+    sandbox.add_fault("webhook", "late", times=1, latency_ms=1500)
+    result, check = uploaded_post(services, clip)
+    assert poll_status(services, result, check.username).state is PostState.published
+    (stored,) = wait_for("the late event applied", lambda: [e for e in services.ledger.received_events(
+        publish_id=result.publish_id) if e.applied_at is not None])
+    assert stored.outcome == f"post {result.post_id} is published already"
+
+
+def test_authorization_removed_marks_the_account_at_once(services, sandbox, receiver) -> None:
+    assert sandbox.deauthorize("studio_main", reason=1)
+    account = wait_for("needs reconnect", lambda: (a := services.ledger.get_account("main")).status
+                       is AccountStatus.needs_reconnect and a)
+    assert account.status_reason == "TikTok removed the app's authorization: the user disconnected the app in TikTok"
+    assert services.ledger.get_account("private").status is AccountStatus.active
+
+
+def test_an_event_stored_but_not_applied_is_applied_after_a_restart(services, sandbox, clip) -> None:
+    """A receiver that stored a delivery (and answered 200) but stopped before applying it: the next
+    start's `apply_pending` applies it. The delivery is the sandbox's own, signed body; no receiver
+    listens at the URL, so the sandbox keeps it."""
+    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")
+    try:
+        result, _ = uploaded_post(services, clip)
+        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
+    finally:
+        sandbox.set_webhook_url(None)
+    stored, event, fresh = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+    assert fresh and stored.applied_at is None and event.publish_id == result.publish_id
+    assert state_of(services, result.post_id) is PostState.uploaded
+    (outcome,) = apply_pending(services)
+    assert outcome.changed and state_of(services, result.post_id) is PostState.published
+    assert apply_pending(services) == []
+    again, _, fresh = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+    assert not fresh and again.id == stored.id and again.applied_at is not None
