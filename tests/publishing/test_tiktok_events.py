@@ -6,6 +6,11 @@ by the webhook or by polling (the safety net), a forged or stale delivery refuse
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,3 +182,48 @@ def test_an_event_stored_but_not_applied_is_applied_after_a_restart(services, sa
     assert apply_pending(services) == []
     again, _, fresh = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
     assert not fresh and again.id == stored.id and again.applied_at is not None
+
+
+def _command_env(services: Services, sandbox, **extra: str) -> dict[str, str]:
+    settings = services.settings
+    return {**os.environ, **sandbox.env(),
+            "TIKTOK_PIPELINE_DATA_DIR": str(settings.data_dir),
+            "TIKTOK_PIPELINE_DATABASE_URL": settings.effective_database_url,
+            "TIKTOK_PIPELINE_ENCRYPTION_KEY": settings.encryption_key.get_secret_value(), **extra}
+
+
+def test_the_serve_command_applies_what_was_stored_then_receives(services, sandbox, clip, tmp_path) -> None:
+    """`tiktok-pipeline webhooks serve` as a user runs it, over the ledger of the test's services."""
+    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")  # nobody there yet
+    first, check = uploaded_post(services, clip, caption="stored before the receiver started")
+    (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
+    accept_delivery(services, sent["raw_body"].encode(), sent["signature"])  # stored, then the receiver stopped
+    command = subprocess.Popen([sys.executable, "-m", "deployments.cli", "webhooks", "serve", "--port", "0"],
+                               env=_command_env(services, sandbox), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        assert command.stdout is not None
+        applied = command.stdout.readline()
+        assert applied.startswith(f"applied 1 event(s) stored before: post {first.post_id}: uploaded -> published"), applied
+        listening = command.stdout.readline()
+        url = re.search(r"on (http://127\.0\.0\.1:\d+/tiktok/webhooks)$", listening.strip())
+        assert url, listening
+        sandbox.set_webhook_url(url.group(1))
+        second, _ = uploaded_post(services, clip, caption="received by the command")
+        wait_for("published by the command's receiver", lambda: state_of(services, second.post_id) is PostState.published)
+    finally:
+        sandbox.set_webhook_url(None)
+        command.send_signal(signal.SIGINT)
+        output, _ = command.communicate(timeout=30)
+    # Ctrl-C stops it at once, the way the other commands end on it (README "Exit codes": 130), quietly.
+    assert command.returncode == 130 and "Traceback" not in output, output
+    assert state_of(services, first.post_id) is PostState.published
+
+
+def test_the_serve_command_refuses_to_start_without_the_client_secret(services, sandbox) -> None:
+    done = subprocess.run([sys.executable, "-m", "deployments.cli", "webhooks", "serve", "--port", "0"],
+                          env=_command_env(services, sandbox, TIKTOK_PIPELINE_CLIENT_SECRET=""),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: TIKTOK_PIPELINE_CLIENT_SECRET is not set: TikTok's signatures cannot be "
+                                   "checked without it")
