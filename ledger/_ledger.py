@@ -1368,10 +1368,7 @@ class Ledger:
             raise LedgerInputInvalid("the outcome of applying a received event is blank",
                                      detail={"field": "outcome", "event_id": event_id})
         with self._transaction(write=True) as session:
-            row = session.scalar(sa.select(ReceivedEventRow).where(ReceivedEventRow.id == event_id).with_for_update())
-            if row is None:
-                raise ReceivedEventNotFound(f"no received TikTok event with id {event_id}",
-                                            detail={"event_id": event_id})
+            row = self._received(session, event_id, lock=True)
             row.applied_at = self._clock()
             row.outcome = " ".join(outcome.split())  # one line
             return ReceivedEvent.model_validate(row)
@@ -1379,11 +1376,7 @@ class Ledger:
     def get_received_event(self, event_id: int) -> ReceivedEvent:
         """One received event as stored now (a receiver reads it again before applying it)."""
         with self._transaction(write=False) as session:
-            row = session.get(ReceivedEventRow, event_id)
-            if row is None:
-                raise ReceivedEventNotFound(f"no received TikTok event with id {event_id}",
-                                            detail={"event_id": event_id})
-            return ReceivedEvent.model_validate(row)
+            return ReceivedEvent.model_validate(self._received(session, event_id))
 
     def received_events(self, *, publish_id: str | None = None, pending_only: bool = False,
                         limit: int = 100) -> list[ReceivedEvent]:
@@ -1478,6 +1471,14 @@ class Ledger:
         row = session.scalar(query.with_for_update() if lock else query)
         if row is None:
             raise DeliveryNotFound(f"no webhook delivery with id {delivery_id}", detail={"delivery_id": delivery_id})
+        return row
+
+    @staticmethod
+    def _received(session: Session, event_id: int, *, lock: bool = False) -> ReceivedEventRow:
+        query = sa.select(ReceivedEventRow).where(ReceivedEventRow.id == event_id)
+        row = session.scalar(query.with_for_update() if lock else query)
+        if row is None:
+            raise ReceivedEventNotFound(f"no received TikTok event with id {event_id}", detail={"event_id": event_id})
         return row
 
     @staticmethod

@@ -14,8 +14,8 @@ Public surface, by group:
   crop a picture that is not 9:16) and `OverLength` (trim / reject a video that is too long).
 - the steps: `probe` -> `MediaInfo`, `validate`, `check_decodable`, `plan` (pure: the ffmpeg argv),
   `run_ffmpeg` (progress, timeout, cancel, `niceness`: `nice -n N` for ffmpeg, 0 by default; the
-  pipeline's transcode task passes TIKTOK_PIPELINE_TRANSCODE_NICENESS, 10, so it yields the CPU to uploads), `verify`, and `video_bitrate_budget` (the bit rate a size limit
-  leaves).
+  pipeline's transcode task passes TIKTOK_PIPELINE_TRANSCODE_NICENESS, 10, so it yields the CPU to
+  uploads), `verify`, and `video_bitrate_budget` (the bit rate a size limit leaves).
 - errors: one tree rooted at `TranscodeError`, drawn in `transcode/_errors.py`.
 """
 

@@ -23,9 +23,10 @@ ProgressCallback = Callable[[float], None]
 #: A threading.Event or any callable: once it returns True, the command is killed.
 Cancel = threading.Event | Callable[[], bool]
 
-#: Niceness added to every ffmpeg run by default: a transcode takes what CPU is idle and yields it to
-#: uploads, status polls and the worker itself (bench/contention.py measures the effect).
-DEFAULT_NICENESS = 0  # as is; the pipeline passes its setting (TIKTOK_PIPELINE_TRANSCODE_NICENESS, 10)
+#: Niceness of an ffmpeg run unless the caller asks for one: none. The pipeline's transcode task passes
+#: TIKTOK_PIPELINE_TRANSCODE_NICENESS (10), so its transcodes yield the CPU to uploads, status polls
+#: and the worker itself (bench/contention.py measures the effect).
+DEFAULT_NICENESS = 0
 NICE = "nice"
 STDERR_TAIL_LINES = 200
 _POLL_SECONDS = 0.1

@@ -7,8 +7,8 @@ still starts warm.
 Measured (2026-12-03, twice): Cancelled 33 s after the command. Cancelled mid-upload, Prefect's engine
 takes the signal but waits for the task blocked in the upload, so the worker kills the launcher
 after its 30 s grace period, and the preloaded process then kills the child (it ends with -9). The
-worker runs the flow's on_cancellation hook itself afterwards. A run started the usual way (no
-preloaded process) would run the same engine and end the same way.
+worker runs the flow's on_cancellation hook itself afterwards. (A run started the usual way, with
+no preloaded process, runs the same engine; it was not cancelled here.)
 """
 
 from __future__ import annotations
