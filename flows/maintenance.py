@@ -17,6 +17,7 @@ from tasks.maintenance import (
     health_problem,
     posts_to_reconcile,
     reconcile_post,
+    prune_tiktok_webhooks,
     redeliver_pending_webhooks,
     refresh_account_token,
     report_account_health,
@@ -58,8 +59,8 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
     """Retry publish runs that crashed (at most 3 crashes per request), remove working directories
     left by crashed runs, reconcile processing, unconfirmed, inbox and abandoned posts with
     TikTok's status/fetch, redeliver the webhooks of the outbox that are due (for 24 h, same event
-    id), then remove the kept media no post needs any more. A publish run's crash starts this flow
-    at once (prefect.yaml trigger)."""
+    id), prune the TikTok webhooks received over TIKTOK_WEBHOOKS_KEEP_HOURS ago, then remove the kept
+    media no post needs any more. A publish run's crash starts this flow at once (prefect.yaml trigger)."""
     # Retries first: a post waiting for one matters more than the rest, which runs even if they fail.
     crashes = retry_crashed_runs.submit(retry_crashed_within_hours).result(raise_on_failure=False)
     removed = sweep(stale_work_dir_hours)
@@ -75,6 +76,8 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
     # and left to the next cleanup, whose redelivery finds the same rows.
     webhooks = redeliver_pending_webhooks(return_state=True)
     redelivered = webhooks.result() if webhooks.is_completed() else None
+    pruning = prune_tiktok_webhooks(return_state=True)
+    pruned = pruning.result() if pruning.is_completed() else None
     # After the reconciliation, which settles abandoned uploads; its failure fails the run below.
     swept = sweep_media(return_state=True)
     media_removed = swept.result() if swept.is_completed() else 0
@@ -83,8 +86,9 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
     if not swept.is_completed():
         swept.result()  # raises the sweep's error
     get_run_logger().info("retried %d crashed run(s); removed %d working directories and %d kept media file(s); "
-                          "reconciled %d posts: %s; webhooks: %s", len(crashes.retried), removed, media_removed,
-                          len(before), dict(states), _webhook_summary(redelivered))
+                          "reconciled %d posts: %s; webhooks: %s; TikTok's webhooks pruned: %s", len(crashes.retried),
+                          removed, media_removed, len(before), dict(states), _webhook_summary(redelivered),
+                          "failed (see its task run), the next cleanup tries again" if pruned is None else pruned)
     if crashes.given_up:
         raise CrashRetriesExhausted(
             f"gave up on {len(crashes.given_up)} publish run(s) that crashed {MAX_CRASHES} times with the same "
@@ -97,7 +101,8 @@ def cleanup(stale_work_dir_hours: float = 6.0, retry_crashed_within_hours: float
             **{f"now_{k}": v for k, v in states.items()},
             **({"webhooks_redelivered": len(redelivered.delivered), "webhooks_failed": len(redelivered.failed),
                 "webhooks_given_up": len(redelivered.given_up), "webhooks_pending": redelivered.pending}
-               if redelivered is not None else {"webhooks_redelivery_failed": 1})}
+               if redelivered is not None else {"webhooks_redelivery_failed": 1}),
+            **({"tiktok_webhooks_pruned": pruned} if pruned is not None else {"tiktok_webhooks_pruning_failed": 1})}
 
 
 def _webhook_summary(done: WebhookRedelivery | None) -> str:

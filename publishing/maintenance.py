@@ -353,3 +353,13 @@ def redeliver_webhooks(services: Services, log: Log = _LOG, *, client: httpx.Cli
 
 def _hours(span: timedelta) -> str:
     return f"{span.total_seconds() / 3600:g} h"
+
+
+def prune_received_webhooks(services: Services, log: Log = _LOG) -> int:
+    """Delete the TikTok webhooks received and applied more than `tiktok_webhooks_keep_hours` ago (never
+    within TikTok's 72 h of redelivery, never one not applied yet); the number deleted."""
+    hours = services.settings.tiktok_webhooks_keep_hours
+    pruned = services.ledger.prune_received_events(older_than=timedelta(hours=hours))
+    if pruned:
+        log.info("pruned %d TikTok webhook(s) received and applied over %g h ago", pruned, hours)
+    return pruned

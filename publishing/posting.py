@@ -78,7 +78,7 @@ from tiktok import (
     publish_failed,
 )
 from tiktok_pipeline.errors import PipelineError
-from tiktok_pipeline.settings import Settings
+from tiktok_pipeline.settings import MIN_POLL_INTERVAL, Settings
 
 #: A logger or a logger adapter (the Prefect run logger is one): where a step says what it did.
 Log = logging.Logger | logging.LoggerAdapter
@@ -1037,8 +1037,7 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     lease = claim_lease(services)
     renewed = [time.monotonic()]
 
-    def on_status(status: PublishStatus) -> None:
-        polls[0] += 1
+    def keep_claim() -> None:
         if owner is not None and time.monotonic() - renewed[0] > lease.total_seconds() / 4:
             # A live owner keeps its lease while it waits on TikTok, so a lapsed lease means a dead one.
             try:
@@ -1046,15 +1045,32 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
             except ClaimLost:  # another runner took the post over: both only read its status now
                 pass
             renewed[0] = time.monotonic()
+
+    def on_status(status: PublishStatus) -> None:
+        polls[0] += 1
+        keep_claim()
         log.info("post %d: status poll %d of %s: %s (uploaded %s bytes%s)", post.id, polls[0], post.publish_id,
                  status.status, status.uploaded_bytes if status.uploaded_bytes is not None else "?",
                  f", fail_reason {status.fail_reason}" if status.fail_reason else "")
 
+    current = services.settings
+    poll = PollPolicy(initial_interval=current.status_poll_interval, timeout=current.status_poll_timeout)
+    sleep = None
+    if current.tiktok_webhooks:
+        # TikTok's webhook settles the post (the receiver writes the ledger); polling is the safety net
+        # for a webhook that never comes, at its own slow pace (at least twice within the poll's timeout).
+        interval = max(MIN_POLL_INTERVAL, min(current.tiktok_webhooks_poll_interval, current.status_poll_timeout / 2))
+        poll = PollPolicy(initial_interval=interval, max_interval=interval, timeout=current.status_poll_timeout)
+        sleep = _watching_ledger(services, post.id, keep_claim)
     try:
-        current = services.settings
-        poll = PollPolicy(initial_interval=current.status_poll_interval, timeout=current.status_poll_timeout)
-        status = services.with_client(post.account_name,
-                                      lambda c: c.wait_for_publish(post.publish_id, poll=poll, on_status=on_status))
+        status = services.with_client(
+            post.account_name, lambda c: c.wait_for_publish(post.publish_id, poll=poll, on_status=on_status, sleep=sleep))
+    except _SettledMeanwhile as settled:
+        post = settled.post
+        log.info("post %d (%s): %s, told by TikTok's webhook, after %d status poll(s)", post.id, post.publish_id,
+                 post.state, polls[0])
+        release(services, post, owner)
+        return refresh_result(result, post, "poll", started)
     except PublishFailed as exc:
         post = _unless_settled_meanwhile(services, post, partial(fail_post, services, post, exc))
     else:
@@ -1062,6 +1078,34 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     log.info("post %d (%s): %s after %d status poll(s)", post.id, post.publish_id, post.state, polls[0])
     release(services, post, owner)
     return refresh_result(result, post, "poll", started)
+
+
+#: How often a poll waiting for TikTok's webhook reads the post's state in the ledger (a cheap query).
+LEDGER_WATCH_INTERVAL = 1.0
+
+
+class _SettledMeanwhile(Exception):
+    """The post was settled in the ledger (by TikTok's webhook, or another runner) while the poll waited."""
+
+    def __init__(self, post: Post) -> None:
+        super().__init__(f"post {post.id} is {post.state}")
+        self.post = post
+
+
+def _watching_ledger(services: Services, post_id: int, keep_claim: Callable[[], None]) -> Callable[[float], None]:
+    """A wait between status fetches that reads the ledger every LEDGER_WATCH_INTERVAL and ends with
+    `_SettledMeanwhile` as soon as the post is settled there."""
+
+    def sleep(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(LEDGER_WATCH_INTERVAL, left))
+            keep_claim()
+            current = services.ledger.get_post(post_id)
+            if current.state in SETTLED_STATES:
+                raise _SettledMeanwhile(current)
+
+    return sleep
 
 
 def _unless_settled_meanwhile(services: Services, post: Post, record: Callable[[], Post]) -> Post:

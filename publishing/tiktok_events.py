@@ -17,8 +17,10 @@ is already right. `authorization.removed` marks the account needs-reconnect at o
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ledger import AccountNotFound, AccountStatus, IllegalTransition, Post, PostNotFound, PostState, ReceivedEvent
 from publishing.maintenance import apply_status
@@ -168,3 +170,39 @@ def _authorization_removed(services: Services, event: WebhookEvent) -> EventOutc
     why = REMOVAL_REASONS.get(event.reason or "0", f"reason {event.reason}")
     services.ledger.mark_needs_reconnect(account.name, f"TikTok removed the app's authorization: {why}")
     return EventOutcome(f"account {account.name} needs reconnecting: {why}", True, account_name=account.name)
+
+
+#: Prefect event names: `tiktok.webhook.` + TikTok's event name (`tiktok.webhook.post.publish.complete`).
+EVENT_PREFIX = "tiktok.webhook."
+_EVENT_NAMESPACE = uuid.UUID("6f1d3c2e-8a0b-4c55-9f3e-2b7d1a4e9c10")
+
+
+def prefect_event(stored: ReceivedEvent, outcome: EventOutcome) -> dict[str, Any]:
+    """Keyword arguments of `prefect.events.emit_event` for one applied TikTok webhook.
+
+    The resource is the post (`tiktok.post.<ledger id>`, as the outcome events of a publish run name
+    it) or, for authorization.removed, the account; the id derives from the dedupe key, so a
+    redelivery TikTok makes is one event in Prefect too."""
+    if outcome.post_id is not None:
+        resource = {"prefect.resource.id": f"tiktok.post.{outcome.post_id}",
+                    "prefect.resource.name": f"{outcome.account_name} post {outcome.post_id}"}
+    elif outcome.account_name is not None:
+        resource = {"prefect.resource.id": f"tiktok.account.{outcome.account_name}",
+                    "prefect.resource.name": outcome.account_name}
+    else:  # applied to nothing of ours (ignored): still visible, under the TikTok user it names
+        resource = {"prefect.resource.id": f"tiktok.user.{stored.user_openid}"}
+    resource["tiktok.changed"] = str(outcome.changed).lower()
+    if stored.publish_id:
+        resource["tiktok.publish_id"] = stored.publish_id
+    related = ([{"prefect.resource.id": f"tiktok.account.{outcome.account_name}",
+                 "prefect.resource.role": "tiktok-account", "prefect.resource.name": outcome.account_name}]
+               if outcome.account_name is not None and outcome.post_id is not None else [])
+    return {
+        "event": EVENT_PREFIX + stored.event,
+        "resource": resource,
+        "related": related,
+        "payload": {"event": stored.event, "publish_id": stored.publish_id, "user_openid": stored.user_openid,
+                    "outcome": outcome.summary, "changed": outcome.changed, "received_event_id": stored.id},
+        "occurred": stored.received_at,
+        "id": uuid.uuid5(_EVENT_NAMESPACE, stored.key),
+    }

@@ -50,6 +50,7 @@ from publishing.maintenance import (
     health_problem,
     health_rows,
     plan_crash_retries,
+    prune_received_webhooks,
     redeliver_webhooks,
     refresh_token,
     retry_idempotency_key,
@@ -82,6 +83,7 @@ __all__ = [
     "plan_crash_retries",
     "posts_to_reconcile",
     "reconcile_post",
+    "prune_tiktok_webhooks",
     "redeliver_pending_webhooks",
     "refresh_account_token",
     "report_account_health",
@@ -137,6 +139,13 @@ def redeliver_pending_webhooks() -> WebhookRedelivery:
     """Send the webhooks of the outbox that are due again (same body and event id), give up on those no
     receiver took within 24 h (the reason recorded in the ledger). Not retried: the next cleanup is."""
     return redeliver_webhooks(runtime.services(), get_run_logger())
+
+
+@task(name="prune-tiktok-webhooks", **STEP_OPTIONS)
+def prune_tiktok_webhooks() -> int:
+    """Delete the TikTok webhooks received and applied longer ago than TIKTOK_WEBHOOKS_KEEP_HOURS (at
+    least TikTok's 72 h of redelivery, so a redelivery is still recognised). Not retried: the next cleanup is."""
+    return prune_received_webhooks(runtime.services(), get_run_logger())
 
 
 def accounts_to_refresh(services: Services | None = None) -> list[str]:

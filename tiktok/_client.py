@@ -204,11 +204,16 @@ class TikTokClient(HttpResource):
         )
 
     def wait_for_publish(
-        self, publish_id: str, *, poll: PollPolicy = PollPolicy(), on_status: StatusCallback | None = None
+        self, publish_id: str, *, poll: PollPolicy = PollPolicy(), on_status: StatusCallback | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> PublishStatus:
-        """Poll status/fetch until terminal; see `tiktok.wait_for_publish` semantics (FAILED raises)."""
+        """Poll status/fetch until terminal; see `tiktok.wait_for_publish` semantics (FAILED raises).
+
+        `sleep` replaces the client's wait between fetches, e.g. one that watches for the outcome
+        arriving another way (a webhook) and raises to end the wait early."""
         return wait_for_publish(
-            self.fetch_status, publish_id, policy=poll, on_status=on_status, sleep=self._sleep, clock=self._clock
+            self.fetch_status, publish_id, policy=poll, on_status=on_status, sleep=sleep or self._sleep,
+            clock=self._clock,
         )
 
     # --- plumbing -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ variable names users set (`TIKTOK_PIPELINE_<FIELD>`):
     settings.storage    StorageSettings     data directory, ledger database and key, S3
     settings.listener   ListenerSettings    the S3 event listener and the object -> request merge
     settings.webhooks   WebhookSettings     our outgoing webhooks
+    settings.webhook_receiver  TikTokWebhookSettings  TikTok's webhooks to us (`webhooks serve`)
 
 Every field carries the bounds of the code that uses it, so a value that code would refuse (or
 trip over) later is refused here, at start, naming the variable
@@ -50,6 +51,9 @@ MAX_CHUNK_SIZE = 64_000_000
 #: floor, tiktok's MIN_POLL_INTERVAL) and the wait grows to at most 30 s (its `max_interval`).
 MIN_POLL_INTERVAL = 2.0
 MAX_POLL_INTERVAL = 30.0
+#: TikTok redelivers a webhook for up to 72 h (`ledger.TIKTOK_REDELIVERY_WINDOW`): a received event
+#: is kept at least this long, so a late redelivery is still recognised as a duplicate.
+TIKTOK_REDELIVERY_HOURS = 72
 #: Prefect waits `backoff * 2**n` before retry n+1 (at most 50 delays, `exponential_backoff`), plus
 #: up to this share of jitter (`tasks.policy.RETRY_JITTER`), and schedules it at now + that delay.
 RETRY_JITTER = 0.5
@@ -462,6 +466,28 @@ class WebhookSettings(_Group):
         return self
 
 
+class TikTokWebhookSettings(_Group):
+    """TikTok's webhooks to this pipeline: the receiver (`tiktok-pipeline webhooks serve`) and what
+    status polling does while they are on."""
+
+    tiktok_webhooks: bool = Field(
+        False, description="TikTok's webhooks reach the receiver (`tiktok-pipeline webhooks serve`): a post is "
+        "settled by its webhook, and status polling slows to a safety net every TIKTOK_WEBHOOKS_POLL_INTERVAL",
+    )
+    tiktok_webhooks_host: str = Field("127.0.0.1", min_length=1, description="Interface the receiver listens on")
+    tiktok_webhooks_port: int = Field(8787, ge=0, le=65535, description="Port the receiver listens on (0: any free port)")
+    tiktok_webhooks_poll_interval: float = Field(
+        60.0, ge=MIN_POLL_INTERVAL, le=MAX_SECONDS,
+        description="With webhooks on: seconds between the safety-net status/fetch calls of a post waiting for its "
+        "webhook (the ledger is checked every second meanwhile)",
+    )
+    tiktok_webhooks_keep_hours: float = Field(
+        168.0, ge=TIKTOK_REDELIVERY_HOURS, le=MAX_SECONDS / 3600,
+        description="Hours a received webhook is kept (to recognise redeliveries, at least TikTok's 72 h) before "
+        "`cleanup` prunes it",
+    )
+
+
 Group = TypeVar("Group", bound=BaseModel)
 
 #: The groups in the order the README's configuration table shows them.
@@ -471,10 +497,12 @@ GROUPS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Storage", StorageSettings),
     ("S3 events (listener)", ListenerSettings),
     ("Webhooks", WebhookSettings),
+    ("TikTok's webhooks (receiver)", TikTokWebhookSettings),
 )
 
 
-class Settings(TikTokAppSettings, RunSettings, StorageSettings, ListenerSettings, WebhookSettings, BaseSettings):
+class Settings(TikTokAppSettings, RunSettings, StorageSettings, ListenerSettings, WebhookSettings,
+               TikTokWebhookSettings, BaseSettings):
     """Every setting, read from the environment and `.env`; `.tiktok`, `.storage`, ... are its groups."""
 
     model_config = SettingsConfigDict(
@@ -509,6 +537,10 @@ class Settings(TikTokAppSettings, RunSettings, StorageSettings, ListenerSettings
     @property
     def webhooks(self) -> WebhookSettings:
         return self._group(WebhookSettings)
+
+    @property
+    def webhook_receiver(self) -> TikTokWebhookSettings:
+        return self._group(TikTokWebhookSettings)
 
 
 #: Fields whose value is never shown, not even in an error (a database URL may hold a password).

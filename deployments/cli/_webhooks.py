@@ -18,8 +18,10 @@ webhooks_app = typer.Typer(help="Receive TikTok's webhooks (Content Posting and 
 
 @webhooks_app.command("serve")
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
-    port: int = typer.Option(8787, help="Port to listen on (0: any free port)"),
+    host: str = typer.Option(None, help="Interface to listen on [default: TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_HOST]",
+                             show_default=False),
+    port: int = typer.Option(None, help="Port to listen on, 0: any free port [default: "
+                             "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_PORT]", show_default=False),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
 ) -> None:
     """Receive TikTok's webhooks on POST /tiktok/webhooks until Ctrl-C."""
@@ -37,6 +39,8 @@ def serve(
             fail("TIKTOK_PIPELINE_CLIENT_SECRET is not set: TikTok's signatures cannot be checked without it")
         services = Services(settings)
         applied = apply_pending(services)
+    host = host if host is not None else settings.tiktok_webhooks_host
+    port = port if port is not None else settings.tiktok_webhooks_port
     try:
         sock = socket.create_server((host, port))
     except OSError as exc:
@@ -44,9 +48,36 @@ def serve(
     bound_host, bound_port = sock.getsockname()[:2]
     if applied:
         typer.echo(f"applied {len(applied)} event(s) stored before: " + "; ".join(o.summary for o in applied))
+    on_applied, events = _prefect_events()
     typer.echo(f"receiving TikTok's webhooks on http://{bound_host}:{bound_port}{WEBHOOK_PATH}")
-    server = uvicorn.Server(uvicorn.Config(receiver_app(services), log_level=log_level))
-    server.run(sockets=[sock])
+    typer.echo(events)
+    server = uvicorn.Server(uvicorn.Config(receiver_app(services, on_applied=on_applied), log_level=log_level))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if on_applied is not None:
+            from prefect.events.worker import EventsWorker
+
+            EventsWorker.drain_all(timeout=10)  # what was applied last reaches Prefect
+
+
+def _prefect_events():  # -> (OnApplied | None, what it does)
+    """A hook emitting one Prefect event per applied webhook, when a Prefect API is configured."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return None, "Prefect events: none (PREFECT_API_URL is not set)"
+    from prefect.events import emit_event
+
+    from publishing.tiktok_events import prefect_event
+
+    def emit(stored, outcome) -> None:
+        try:
+            emit_event(**prefect_event(stored, outcome))
+        except Exception as exc:  # the ledger is right already; the event is a notice
+            typer.echo(f"could not emit the Prefect event of TikTok {stored.event} ({stored.id}): {exc}", err=True)
+
+    return emit, f"Prefect events: one per webhook applied, to {PREFECT_API_URL.value()}"
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@ publish runs, sweeper, reconciliation with status/fetch, redelivery of the webho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -332,3 +333,29 @@ def test_cleanup_redelivers_the_webhook_a_receiver_that_was_down_missed(
     kept = pipeline.ledger().get_webhook_delivery(delivery.id)
     assert (kept.status, kept.attempts) == (DeliveryStatus.delivered, 3)
     assert cleanup()["webhooks_redelivered"] == 0  # delivered: never sent again
+
+
+def test_cleanup_prunes_tiktok_webhooks_kept_past_their_hours(pipeline, monkeypatch) -> None:
+    """TikTok's webhooks received and applied over TIKTOK_WEBHOOKS_KEEP_HOURS ago are deleted; a recent
+    one (TikTok may still redeliver it) and one not applied yet stay."""
+    from ledger import Ledger
+
+    from tasks import runtime
+
+    monkeypatch.setenv("TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_KEEP_HOURS", "100")
+    settings = runtime.settings()
+    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    now = datetime.now(UTC)
+    stored = {}
+    for name, age in {"old": timedelta(hours=101), "old-pending": timedelta(hours=200), "recent": timedelta(hours=99)}.items():
+        book = Ledger(settings.effective_database_url, key, clock=lambda age=age: now - age)
+        event, fresh = book.record_received_event(hashlib.sha256(name.encode()).hexdigest(), event="post.publish.complete",
+                                                  user_openid="someone", publish_id=None, body="{}")
+        assert fresh
+        if name != "old-pending":
+            book.mark_received_event_applied(event.id, "test event")
+        stored[name] = event.id
+    assert cleanup()["tiktok_webhooks_pruned"] == 1
+    left = {e.id for e in pipeline.ledger().received_events()}
+    assert left >= {stored["old-pending"], stored["recent"]} and stored["old"] not in left
+    assert cleanup()["tiktok_webhooks_pruned"] == 0

@@ -135,6 +135,50 @@ def test_a_lost_webhook_leaves_the_post_to_polling(services, sandbox, receiver, 
     assert poll_status(services, result, check.username).state is PostState.published  # the safety net
 
 
+class Lines:
+    """A logger that keeps what the step said."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: object) -> None:
+        self.lines.append(message % args)
+
+    warning = error = info
+
+
+def with_webhooks(services: Services, poll_interval: float) -> Services:
+    """The same ledger and app with TikTok's webhooks on: polling is the safety net every `poll_interval`."""
+    settings = services.settings.model_copy(update={"tiktok_webhooks": True, "status_poll_timeout": 300,
+                                                    "tiktok_webhooks_poll_interval": poll_interval})
+    return Services(settings, ledger=services.ledger)
+
+
+def test_with_webhooks_on_the_poll_ends_when_the_webhook_settles_the_post(services, sandbox, receiver, clip) -> None:
+    """The only status/fetch fails (a 500), so the next one is a minute away: the webhook settles the
+    post meanwhile, and the poll task ends on it instead of waiting for that fetch."""
+    sandbox.add_fault("status_fetch", "error_500", times=1)
+    result, check = uploaded_post(services, clip)
+    log = Lines()
+    polled = poll_status(with_webhooks(services, poll_interval=60), result, check.username, log)
+    assert polled.state is PostState.published
+    assert f"post {result.post_id} ({result.publish_id}): published, told by TikTok's webhook, after 0 status " \
+           "poll(s)" in log.lines, log.lines
+    (stored,) = [e for e in services.ledger.received_events(publish_id=result.publish_id) if e.applied_at]
+    assert stored.event == "post.publish.complete" and stored.outcome.endswith("-> published")
+
+
+def test_with_webhooks_on_a_lost_webhook_is_settled_by_the_safety_net(services, sandbox, receiver, clip) -> None:
+    sandbox.add_fault("webhook", "lost", times=1)
+    result, check = uploaded_post(services, clip)
+    log = Lines()
+    polled = poll_status(with_webhooks(services, poll_interval=2), result, check.username, log)
+    assert polled.state is PostState.published
+    assert not any("told by TikTok's webhook" in line for line in log.lines), log.lines
+    assert any(line.startswith(f"post {result.post_id} ({result.publish_id}): published after ") for line in log.lines)
+    assert services.ledger.received_events(publish_id=result.publish_id) == []
+
+
 @pytest.mark.parametrize("fault", ["bad_signature", "stale_signature"])
 def test_a_forged_or_replayed_delivery_is_refused_and_not_stored(services, sandbox, receiver, clip,
                                                                 fault) -> None:
@@ -182,6 +226,27 @@ def test_an_event_stored_but_not_applied_is_applied_after_a_restart(services, sa
     assert apply_pending(services) == []
     again, _, fresh = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
     assert not fresh and again.id == stored.id and again.applied_at is not None
+
+
+def test_each_applied_webhook_is_one_prefect_event_about_its_post(services, sandbox, clip) -> None:
+    from publishing.tiktok_events import apply_stored, prefect_event
+
+    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")  # nobody there: the sandbox keeps it
+    try:
+        result, _ = uploaded_post(services, clip)
+        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
+    finally:
+        sandbox.set_webhook_url(None)
+    stored, _, _ = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+    fields = prefect_event(stored, apply_stored(services, stored))
+    assert fields["event"] == "tiktok.webhook.post.publish.complete"
+    assert fields["resource"] == {"prefect.resource.id": f"tiktok.post.{result.post_id}",
+                                  "prefect.resource.name": f"main post {result.post_id}", "tiktok.changed": "true",
+                                  "tiktok.publish_id": result.publish_id}
+    assert fields["related"][0]["prefect.resource.id"] == "tiktok.account.main"
+    assert fields["payload"]["outcome"] == f"post {result.post_id}: uploaded -> published"
+    again, _, fresh = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+    assert not fresh and prefect_event(again, apply_stored(services, again))["id"] == fields["id"]  # one event
 
 
 def _command_env(services: Services, sandbox, **extra: str) -> dict[str, str]:

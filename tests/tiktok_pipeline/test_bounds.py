@@ -287,3 +287,25 @@ def test_bucket_names(name: str) -> None:
     assert accepted(s3_buckets=[name]) == (bucket_name_problem(name) is None)
     if bucket_name_problem(name) is None:
         assert 3 <= len(name) <= 255 and name[0].isalnum() and name[-1].isalnum()
+
+
+# --- TikTok's webhooks ----------------------------------------------------------------------------
+
+
+def test_received_webhooks_are_kept_as_long_as_the_ledger_must_keep_them() -> None:
+    from ledger import TIKTOK_REDELIVERY_WINDOW
+
+    assert timedelta(hours=bounds.TIKTOK_REDELIVERY_HOURS) == TIKTOK_REDELIVERY_WINDOW
+    assert accepted(tiktok_webhooks_keep_hours=bounds.TIKTOK_REDELIVERY_HOURS)
+    assert not accepted(tiktok_webhooks_keep_hours=bounds.TIKTOK_REDELIVERY_HOURS - 0.5)
+
+
+@pytest.mark.parametrize("interval", [1.9, 2.0, 2.5, 60.0, 3600.0])
+def test_the_safety_net_interval_is_one_the_poll_policy_takes(interval: float) -> None:
+    # With webhooks on, the poll task polls every tiktok_webhooks_poll_interval (initial = max).
+    try:
+        tiktok.PollPolicy(initial_interval=interval, max_interval=interval)
+        polls = True
+    except tiktok.InvalidInput:
+        polls = False
+    assert accepted(tiktok_webhooks_poll_interval=interval) is polls
