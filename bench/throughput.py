@@ -77,7 +77,7 @@ def topology(redis_db: int) -> Iterator[dict[str, Any]]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     state = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(6)]
     with throwaway_database("bench_prefect") as prefect_db, throwaway_database("bench_ledger") as ledger_db:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("TIKTOK_PIPELINE_", "PREFECT_", "UP_", "AWS_"))}
@@ -85,7 +85,7 @@ def topology(redis_db: int) -> Iterator[dict[str, Any]]:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "UP_STATE_DIR": str(state), "PREFECT_HOME": str(state / "prefect-home"),
             "UP_PREFECT_PORT": str(ports[0]), "UP_SANDBOX_PORT": str(ports[1]), "UP_MOTO_PORT": str(ports[2]),
-            "UP_REDIRECT_PORT": str(ports[3]), "UP_EXTRA_API_PORTS": str(ports[4]),
+            "UP_REDIRECT_PORT": str(ports[3]), "UP_EXTRA_API_PORTS": str(ports[4]), "UP_WEBHOOKS_PORT": str(ports[5]),
             "UP_REDIS_URL": redis_url, "UP_WORKERS": "2",
             "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
             "TIKTOK_PIPELINE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{ledger_db}",

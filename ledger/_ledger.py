@@ -1379,12 +1379,14 @@ class Ledger:
             return ReceivedEvent.model_validate(self._received(session, event_id))
 
     def received_events(self, *, publish_id: str | None = None, pending_only: bool = False,
-                        limit: int = 100) -> list[ReceivedEvent]:
-        """Received events, oldest first, at most `limit`; `publish_id`: those naming that post;
-        `pending_only`: those not applied yet (what a receiver restarted after a crash applies)."""
+                        limit: int = 100, newest_first: bool = False) -> list[ReceivedEvent]:
+        """Received events, oldest first (`newest_first`: the latest first), at most `limit`; `publish_id`:
+        those naming that post; `pending_only`: those not applied yet (what a receiver restarted after a
+        crash applies)."""
         if limit < 1:
             raise LedgerInputInvalid(f"limit must be at least 1, got {limit}", detail={"field": "limit", "limit": limit})
-        query = sa.select(ReceivedEventRow).order_by(ReceivedEventRow.received_at, ReceivedEventRow.id)
+        order = (ReceivedEventRow.received_at, ReceivedEventRow.id)
+        query = sa.select(ReceivedEventRow).order_by(*(column.desc() for column in order) if newest_first else order)
         if publish_id is not None:
             query = query.where(ReceivedEventRow.publish_id == publish_id)
         if pending_only:

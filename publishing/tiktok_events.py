@@ -88,9 +88,19 @@ def apply_stored(services: Services, stored: ReceivedEvent) -> EventOutcome:
     return outcome
 
 
+#: Pending events read from the ledger at a time by `apply_pending`.
+PENDING_BATCH = 100
+
+
 def apply_pending(services: Services) -> list[EventOutcome]:
-    """Apply what was stored but not applied (a receiver stopped between its answer and the ledger)."""
-    return [apply_stored(services, stored) for stored in services.ledger.received_events(pending_only=True)]
+    """Apply what was stored but not applied (a receiver stopped between its answer and the ledger),
+    oldest first, however many there are."""
+    outcomes: list[EventOutcome] = []
+    while batch := services.ledger.received_events(pending_only=True, limit=PENDING_BATCH):
+        outcomes += [apply_stored(services, stored) for stored in batch]  # each leaves the pending ones
+        if len(batch) < PENDING_BATCH:
+            break
+    return outcomes
 
 
 def apply_event(services: Services, event: WebhookEvent) -> EventOutcome:

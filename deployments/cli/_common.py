@@ -10,11 +10,13 @@ line without a traceback on the terminal (`typed_errors_without_traceback`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -27,6 +29,15 @@ if TYPE_CHECKING:
 
 # Wide enough for share URLs when output is not a terminal (CI logs, pipes).
 console = Console(width=None if Console().is_terminal else 140)
+
+
+def print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def when(moment: datetime | None) -> str:
+    """A moment as the tables show it (UTC, to the second); blank for none."""
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else ""
 
 
 #: Exit status of a command that refused its input (options, a request, media that cannot become a TikTok video).

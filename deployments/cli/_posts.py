@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from deployments.cli._common import EXIT_FAILED, EXIT_USAGE, console, fail, pipeline_errors
+from deployments.cli._common import EXIT_FAILED, EXIT_USAGE, console, fail, pipeline_errors, print_json, when
 from deployments.cli.filters import InvalidFilter, parse_since, parse_states
 from tiktok_pipeline.errors import PipelineError
 
@@ -54,12 +53,6 @@ def post_record(book: Ledger, post: Post) -> dict[str, Any]:
     }
 
 
-def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _when(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else ""
 
 
 def _posts_table(posts: list[Post]) -> Table:
@@ -72,7 +65,7 @@ def _posts_table(posts: list[Post]) -> Table:
         caption = post.caption if len(post.caption) <= 40 else post.caption[:39] + "…"
         outcome = post.share_url or (f"{post.error_code}: {post.error_message}" if post.error_code else "")
         # Text(): captions and errors are shown as written, never read as Rich markup.
-        table.add_row(str(post.id), _when(post.created_at), Text(post.account_name), post.mode.value, post.state.value,
+        table.add_row(str(post.id), when(post.created_at), Text(post.account_name), post.mode.value, post.state.value,
                       post.publish_id or "", Text(caption), Text(outcome))
     return table
 
@@ -94,7 +87,7 @@ def list_posts(
             after = parse_since(since, book.now()) if since else None
             posts = book.list_posts(account_name=account, states=states, since=after, limit=limit)
     if as_json:
-        _print_json([post.model_dump(mode="json") for post in posts])
+        print_json([post.model_dump(mode="json") for post in posts])
     elif posts:
         console.print(_posts_table(posts))
     else:
@@ -110,7 +103,7 @@ def show(
     with pipeline_errors(exit_code=EXIT_USAGE), open_ledger() as book:
         record = post_record(book, book.get_post(post_id))
     if as_json:
-        _print_json(record)
+        print_json(record)
         return
     post = record["post"]
     details = Table(title=f"Post {post['id']}", show_header=False)

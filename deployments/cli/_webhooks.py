@@ -80,5 +80,40 @@ def _prefect_events():  # -> (OnApplied | None, what it does)
     return emit, f"Prefect events: one per webhook applied, to {PREFECT_API_URL.value()}"
 
 
+@webhooks_app.command("list")
+def list_received(
+    publish_id: str = typer.Option(None, "--publish-id", help="Only the webhooks about this publish_id"),
+    pending: bool = typer.Option(False, "--pending", help="Only those stored but not applied yet"),
+    limit: int = typer.Option(20, "--limit", "-n", help="At most this many"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with each raw body) instead of a table"),
+) -> None:
+    """The webhooks TikTok sent that the receiver stored, newest first, with what applying each did."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from deployments.cli._common import EXIT_USAGE, console, pipeline_errors, print_json, when
+    from deployments.cli._posts import open_ledger
+    from deployments.cli.filters import InvalidFilter
+
+    with pipeline_errors(exit_code=EXIT_USAGE):
+        if limit < 1:
+            raise InvalidFilter(f"--limit must be 1 or more, got {limit}", detail={"limit": limit})
+        with open_ledger() as book:
+            received = book.received_events(publish_id=publish_id, pending_only=pending, limit=limit, newest_first=True)
+    if as_json:
+        print_json([event.model_dump(mode="json") for event in received])
+        return
+    if not received:
+        console.print("no TikTok webhooks match")
+        return
+    table = Table(title="TikTok webhooks received (UTC, newest first)")
+    for column in ("id", "received", "event", "publish_id", "applied", "outcome"):
+        table.add_column(column, no_wrap=column != "outcome")
+    for event in received:
+        table.add_row(str(event.id), when(event.received_at), event.event, event.publish_id or "",
+                      when(event.applied_at) or "pending", Text(event.outcome or ""))
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(webhooks_app, name="webhooks")

@@ -36,6 +36,7 @@ class Ports:
     sandbox: int = 9400
     moto: int = 9401
     redirect: int = 9402
+    webhooks: int = 9403
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Ports:
@@ -102,6 +103,11 @@ def sandbox_url(ports: Ports) -> str:
     return f"http://{HOST}:{ports.sandbox}"
 
 
+def webhooks_url(ports: Ports) -> str:
+    """Where the TikTok webhook receiver (`tiktok-pipeline webhooks serve`) takes the sandbox's webhooks."""
+    return f"http://{HOST}:{ports.webhooks}/tiktok/webhooks"
+
+
 def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: Path,
               ledger_url: str | None = None) -> dict[str, str]:
     """Every variable the processes of the stack need (the same for all of them); the ledger is
@@ -120,6 +126,10 @@ def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: P
         "TIKTOK_PIPELINE_S3_ENDPOINT_URL": f"http://{HOST}:{ports.moto}",
         "TIKTOK_PIPELINE_AWS_REGION": FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
         "TIKTOK_PIPELINE_S3_PREFIXES": INCOMING_PREFIX,
+        # The sandbox sends TikTok's webhooks to the receiver: posts settle by them, polling is the safety net.
+        "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS": "true",
+        "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_HOST": HOST,
+        "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_PORT": str(ports.webhooks),
         **FAKE_AWS_ENV,
     }
 

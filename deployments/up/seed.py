@@ -1,5 +1,6 @@
 """What `make up` puts in the stack: the sample clip in S3, the bucket's notification to the
-listener's queue, and two sandbox accounts connected through the real OAuth flow."""
+listener's queue, two sandbox accounts connected through the real OAuth flow, and the app's
+webhook callback URL registered with the sandbox."""
 
 from __future__ import annotations
 
@@ -71,3 +72,9 @@ def connect_sandbox_accounts() -> list[str]:
                                       timeout=30.0)
             connected.append(f"{account.name} ({account.nickname or account.open_id})")
     return connected
+
+
+def register_webhook_url(sandbox: str, url: str) -> None:
+    """Register `url` as the app's callback URL with the sandbox, as a developer does in TikTok's portal
+    (the sandbox keeps it in memory: every `up` registers it again)."""
+    httpx.put(f"{sandbox}/_sandbox/webhook", json={"url": url}, timeout=30).raise_for_status()

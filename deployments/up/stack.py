@@ -29,18 +29,25 @@ from deployments.up.layout import (
     databases,
     sandbox_url,
     saved_encryption_key,
+    webhooks_url,
     shown,
     stack_env,
     write_env_file,
 )
 from deployments.up.processes import Service, answers, ensure_running, port_is_free, stop, wait_until
 from deployments.up.topology import Topology
-from deployments.up.seed import connect_sandbox_accounts, make_sample, upload_sample, wire_sample_bucket
+from deployments.up.seed import (
+    connect_sandbox_accounts,
+    make_sample,
+    register_webhook_url,
+    upload_sample,
+    wire_sample_bucket,
+)
 from ledger import generate_key
 from tiktok_pipeline.errors import PipelineError
 
 #: Start order; `down` stops in reverse.
-SERVICES = ("prefect", "sandbox", "moto", "worker", "listener")
+SERVICES = ("prefect", "sandbox", "moto", "worker", "listener", "webhooks")
 
 
 def api_ports(ports: Ports, topology: Topology) -> tuple[int, ...]:
@@ -81,12 +88,15 @@ def services(ports: Ports, topology: Topology = Topology()) -> dict[str, Service
                              ("PREFECT_WORKER_QUERY_SECONDS", str(topology.worker_query_seconds))),
         )
     plan["listener"] = Service("listener", (str(BIN / "tiktok-pipeline"), "listen"), None, None)
+    # Host and port come from the environment (TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_HOST/_PORT, `stack_env`).
+    plan["webhooks"] = Service("webhooks", (str(BIN / "tiktok-pipeline"), "webhooks", "serve"), ports.webhooks,
+                               f"http://{HOST}:{ports.webhooks}/healthz")
     return plan
 
 
 def stop_order(names: Sequence[str]) -> list[str]:
     """What stops first: the listener and workers (they talk to the servers), then Prefect, then the rest."""
-    rank = {"listener": 0, "worker": 1, "prefect-services": 2, "prefect": 3, "moto": 4, "sandbox": 5}
+    rank = {"listener": 0, "webhooks": 0, "worker": 1, "prefect-services": 2, "prefect": 3, "moto": 4, "sandbox": 5}
     return sorted(names, key=lambda name: (rank.get(name, rank.get(name.rsplit("-", 1)[0], 1)), name))
 
 
@@ -116,6 +126,7 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
            " (+ Prefect's services in a process of their own, events through Redis)"] if topology.scaled_out else []),
         f"  TikTok sandbox  {sandbox_url(ports)}  (posts received: {sandbox_url(ports)}/_sandbox/posts)",
         f"  S3 (moto)       http://{HOST}:{ports.moto}  sample clip: {SAMPLE_URI}",
+        f"  TikTok webhooks {webhooks_url(ports)}  (the sandbox sends its webhooks there; polling is the safety net)",
         f"  accounts        {', '.join(accounts)}",
         f"  worker          {', '.join(topology.worker_names(WORKER_NAME))} on work pool {WORK_POOL_NAME}, "
         f"at most {topology.worker_limit} flow runs at once each",
@@ -216,6 +227,12 @@ def up(layout: Layout = Layout(ROOT)) -> None:
     retried = [line for name in servers for line in server_log_tracebacks(layout.log_file(name), transient=True)]
     print("Prefect server log: no traceback" + (f" ({len(retried)} transient SQLite 'database is locked', retried by "
                                                  "Prefect)" if retried else ""), flush=True)
+
+    # Before the workers: the first post's webhook has a receiver.
+    start("webhooks")
+    wait_healthy("webhooks")
+    register_webhook_url(sandbox_url(ports), webhooks_url(ports))
+    print(f"sandbox: sends TikTok's webhooks to {webhooks_url(ports)}", flush=True)
 
     since = datetime.now(timezone.utc)
     workers = {name: service for name, service in plan.items() if name.startswith("worker")}

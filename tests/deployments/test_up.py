@@ -25,7 +25,7 @@ KEY = generate_key()
 
 def test_ports_default_apart_from_the_oauth_redirect_default() -> None:
     ports = up.Ports.from_env({})
-    assert (ports.prefect, ports.sandbox, ports.moto, ports.redirect) == (4200, 9400, 9401, 9402)
+    assert (ports.prefect, ports.sandbox, ports.moto, ports.redirect, ports.webhooks) == (4200, 9400, 9401, 9402, 9403)
     assert up.Ports.from_env({"UP_SANDBOX_PORT": "9500"}).sandbox == 9500
 
 
@@ -41,7 +41,7 @@ def test_bad_ports_are_refused(environ: dict[str, str], message: str) -> None:
 
 def test_stack_env_points_the_pipeline_at_the_local_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     layout = up.Layout(tmp_path)
-    ports = up.Ports(prefect=4300, sandbox=9500, moto=9501, redirect=9502)
+    ports = up.Ports(prefect=4300, sandbox=9500, moto=9501, redirect=9502, webhooks=9503)
     values = up.stack_env(layout, ports, KEY, tmp_path / "prefect-home")
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -53,6 +53,9 @@ def test_stack_env_points_the_pipeline_at_the_local_services(tmp_path: Path, mon
     assert settings.s3_endpoint_url == "http://127.0.0.1:9501"
     assert settings.data_dir == layout.data_dir
     assert values["PREFECT_API_URL"] == "http://127.0.0.1:4300/api"
+    receiver = settings.webhook_receiver  # TikTok's webhooks on, received where `make up` starts the receiver
+    assert (receiver.tiktok_webhooks, receiver.tiktok_webhooks_host, receiver.tiktok_webhooks_port) == (True, "127.0.0.1", 9503)
+    assert up.webhooks_url(ports) == "http://127.0.0.1:9503/tiktok/webhooks"
     assert values["AWS_ACCESS_KEY_ID"] and values["AWS_SECRET_ACCESS_KEY"]
     layout.data_dir.mkdir(parents=True)
     with Ledger.from_settings(settings) as ledger:  # the database and the key work as they are
@@ -189,7 +192,8 @@ def test_the_default_topology_is_one_server_with_its_services_and_one_bounded_wo
     assert (topology.scaled_out, topology.workers, topology.prefect_env()) == (False, 1, {})
     assert topology.worker_limit == up.default_worker_limit() == 2 * (os.cpu_count() or 1)
     plan = up.services(up.Ports(), topology)
-    assert [name for name in plan] == ["prefect", "sandbox", "moto", "worker", "listener"]
+    assert [name for name in plan] == ["prefect", "sandbox", "moto", "worker", "listener", "webhooks"]
+    assert plan["webhooks"].argv[1:] == ("webhooks", "serve") and plan["webhooks"].health_url == "http://127.0.0.1:9403/healthz"
     assert "--no-services" not in plan["prefect"].argv
     assert plan["worker"].argv[plan["worker"].argv.index("--limit") + 1] == str(topology.worker_limit)
 
@@ -203,7 +207,7 @@ def test_the_scaled_out_topology_is_prefects_multi_server_setup() -> None:
     assert env["PREFECT_API_DATABASE_MIGRATE_ON_START"] == "false"
     plan = up.services(up.Ports(), topology)
     assert list(plan) == ["prefect", "prefect-2", "prefect-services", "sandbox", "moto", "worker", "worker-2",
-                          "worker-3", "listener"]
+                          "worker-3", "listener", "webhooks"]
     assert plan["prefect-2"].port == 4210 and plan["prefect-2"].health_url == "http://127.0.0.1:4210/api/health"
     assert all("--no-services" in plan[name].argv for name in ("prefect", "prefect-2"))
     assert plan["prefect-services"].argv[1:] == ("server", "services", "start")
@@ -218,6 +222,6 @@ def test_the_scaled_out_topology_is_prefects_multi_server_setup() -> None:
 
 
 def test_down_stops_the_clients_before_the_servers() -> None:
-    names = ["sandbox", "prefect", "moto", "worker-2", "prefect-services", "listener", "prefect-2", "worker"]
-    assert up.stop_order(names) == ["listener", "worker", "worker-2", "prefect-services", "prefect", "prefect-2",
+    names = ["sandbox", "prefect", "moto", "worker-2", "prefect-services", "webhooks", "listener", "prefect-2", "worker"]
+    assert up.stop_order(names) == ["listener", "webhooks", "worker", "worker-2", "prefect-services", "prefect", "prefect-2",
                                     "moto", "sandbox"]

@@ -133,6 +133,7 @@ def test_listing_is_oldest_first_filtered_by_publish_id_and_pending(ledger: Ledg
 
     assert [e.id for e in ledger.received_events()] == [first.id, second.id, third.id, removal.id]
     assert [e.id for e in ledger.received_events(limit=2)] == [first.id, second.id]
+    assert [e.id for e in ledger.received_events(limit=2, newest_first=True)] == [removal.id, third.id]
     assert [e.id for e in ledger.received_events(publish_id="v_pub_1")] == [first.id, third.id]
     assert [e.id for e in ledger.received_events(pending_only=True)] == [second.id, third.id, removal.id]
     assert [e.id for e in ledger.received_events(publish_id="v_pub_1", pending_only=True)] == [third.id]

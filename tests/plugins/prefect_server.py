@@ -207,6 +207,7 @@ class Stack:
             "UP_SANDBOX_PORT": str(self.ports.sandbox),
             "UP_MOTO_PORT": str(self.ports.moto),
             "UP_REDIRECT_PORT": str(self.ports.redirect),
+            "UP_WEBHOOKS_PORT": str(self.ports.webhooks),
             **({up.PREFECT_DATABASE_VARIABLE: self.prefect_database_url} if self.prefect_database_url else {}),
             **self.extra_up_env,
         })
@@ -230,7 +231,7 @@ def running_stack(prefect_database: str | None, up_env: Mapping[str, str] = {}) 
     # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps, and the
     # stack's pid files must outlive the session's tests (`make down` reads them).
     state_dir = Path(tempfile.mkdtemp(prefix="tiktok-pipeline-stack-"))
-    stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(4)), env={}, output="",
+    stack = Stack(state_dir=state_dir, ports=up.Ports(*free_ports(5)), env={}, output="",
                   prefect_database=prefect_database, extra_up_env=dict(up_env))
     try:
         stack.up()

@@ -249,6 +249,24 @@ def test_each_applied_webhook_is_one_prefect_event_about_its_post(services, sand
     assert not fresh and prefect_event(again, apply_stored(services, again))["id"] == fields["id"]  # one event
 
 
+def test_apply_pending_applies_every_stored_event_however_many(services, monkeypatch) -> None:
+    import json
+
+    from publishing import tiktok_events
+    from tiktok import sign_webhook
+
+    monkeypatch.setattr(tiktok_events, "PENDING_BATCH", 2)
+    secret, now = services.settings.client_secret.get_secret_value(), int(time.time())
+    for n in range(5):
+        body = json.dumps({"client_key": services.settings.client_key, "event": "post.publish.complete",
+                           "create_time": now, "user_openid": "act.someone",
+                           "content": json.dumps({"publish_id": f"v_pub_unknown_{n}", "publish_type": "DIRECT_PUBLISH"})})
+        accept_delivery(services, body.encode(), sign_webhook(body.encode(), secret, now))
+    outcomes = apply_pending(services)
+    assert [o.summary for o in outcomes] == [f"ignored: no post has publish_id v_pub_unknown_{n}" for n in range(5)]
+    assert services.ledger.received_events(pending_only=True) == []
+
+
 def _command_env(services: Services, sandbox, **extra: str) -> dict[str, str]:
     settings = services.settings
     return {**os.environ, **sandbox.env(),
@@ -292,3 +310,28 @@ def test_the_serve_command_refuses_to_start_without_the_client_secret(services, 
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: TIKTOK_PIPELINE_CLIENT_SECRET is not set: TikTok's signatures cannot be "
                                    "checked without it")
+
+
+def test_the_list_command_shows_what_was_received_newest_first(services, sandbox, clip) -> None:
+    import json
+
+    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")  # nobody there: the sandbox keeps it
+    try:
+        result, _ = uploaded_post(services, clip)
+        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
+    finally:
+        sandbox.set_webhook_url(None)
+    stored, _, _ = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+
+    def listed(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "deployments.cli", "webhooks", "list", *args],
+                              env=_command_env(services, sandbox), capture_output=True, text=True, timeout=60)
+
+    pending = listed("--pending")
+    assert pending.returncode == 0 and "post.publish.complete" in pending.stdout and "pending" in pending.stdout
+    apply_pending(services)
+    (shown,) = json.loads(listed("--publish-id", result.publish_id, "--json").stdout)
+    assert shown["id"] == stored.id and shown["outcome"] == f"post {result.post_id}: uploaded -> published"
+    assert listed("--pending").stdout.strip() == "no TikTok webhooks match"
+    refused = listed("--limit", "0")
+    assert refused.returncode == 2 and "--limit must be 1 or more" in refused.stderr

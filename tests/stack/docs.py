@@ -11,8 +11,9 @@ test runs it:
     <!-- test: by tests/test_quickstart.py .ci/run -->  named tests (or CI) run exactly these commands
 
 The stack runs on free ports with its state in a temporary directory, so before a block runs the
-defaults the docs show (ports 4200/9400/9401, `.data/up/env`, the example server URL) are replaced
-by the stack's own (`SUBSTITUTIONS` in tests/stack/test_docs.py); nothing else is changed.
+defaults the docs show (ports 4200/9400/9401/9403, `.data/up/env`, the example server URL) are
+replaced by the stack's own, and a receiver's `--port 8787` by a free port (`substitutions` in
+tests/stack/test_docs.py); nothing else is changed.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import free_port
 from tests.plugins.prefect_server import BIN, ROOT, Stack
 from tests.stack.docs import Block, blocks, substitute
 from tests.stack.groups import STACK_GROUP
@@ -27,6 +28,9 @@ ALL_BLOCKS = [block for path in DOCUMENTS for block in blocks(path)]
 RUNNABLE = [b for b in ALL_BLOCKS if b.mode in ("run", "fails", "background", "python")]
 
 
+_free_port = free_port()
+
+
 def substitutions(stack: Stack) -> dict[str, str]:
     """The docs show `make up`'s default ports and paths; the test session's stack has its own."""
     ports = stack.ports
@@ -35,6 +39,9 @@ def substitutions(stack: Stack) -> dict[str, str]:
         "127.0.0.1:4200": f"127.0.0.1:{ports.prefect}",
         "127.0.0.1:9400": f"127.0.0.1:{ports.sandbox}",
         "127.0.0.1:9401": f"127.0.0.1:{ports.moto}",
+        "127.0.0.1:9403": f"127.0.0.1:{ports.webhooks}",
+        # A receiver of its own beside the stack's, on a port nothing else uses.
+        "--port 8787": f"--port {_free_port}",
         ".data/up/": f"{stack.state_dir}/",
     }
 
