@@ -32,13 +32,15 @@ from prefect.states import Completed, Failed
 
 from publishing import PublishRequest, PublishResult, StepTiming
 from tasks.scheduling import is_due, schedule_publish
-from ledger import PostState
+from ledger import PostState, PublishMode
+from publishing import review
+from publishing.review import ReviewTicket
 from publishing import publish_run_name, verdict
 from tasks import runtime
 from publishing.sources import FetchedSource, apply_source_action
 from publishing.workdirs import make_work_dir, remove_work_dir, work_root
 from tasks.notify import notify_outcomes
-from publishing.posting import CreatorCheck, MediaPlan, PreparedMedia, StepFailure, unrecorded_failure
+from publishing.posting import CreatorCheck, MediaPlan, PreparedMedia, StepFailure, first_result, unrecorded_failure
 from tasks.policy import with_retries
 from tasks.publishing import (
     check_creator,
@@ -54,6 +56,7 @@ from tasks.publishing import (
     report_results,
     upload,
 )
+from tasks.review import ask_for_review, keep_held, open_for_review, preview_media, record_review
 from tiktok_pipeline.errors import PipelineError
 from tiktok_pipeline.settings import Settings
 from transcode import Policy
@@ -176,17 +179,83 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
     media_for, failed, transcode_timing = _prepare(settings, request, checks, source, post_keys, work_dir)
     results |= failed
     timings += transcode_timing
+    checks = {name: check for name, check in checks.items() if name not in failed}
+    requests = dict.fromkeys(checks, request)
+    keys = dict(post_keys)
+    if request.review and request.mode is not PublishMode.hold and checks:
+        started = time.monotonic()
+        reviewed, settled = _review(settings, request, checks, source, media_for, keys, work_dir)
+        results |= settled
+        timings.append(_timed("review", started))
+        checks = {name: check for name, (_, check, _) in reviewed.items()}
+        requests = {name: account_request for name, (account_request, _, _) in reviewed.items()}
+        keys |= {name: key for name, (_, _, key) in reviewed.items()}
     chains = {}
     upload_, poll_ = with_retries(upload, settings), with_retries(poll_status, settings)
     for name, check in checks.items():
-        if name in failed:
-            continue
-        initialized = init_post.submit(request, check, source, media_for.get(name), post_keys.get(name))
+        initialized = init_post.submit(requests[name], check, source, media_for.get(name), keys.get(name))
         uploaded = upload_.submit(initialized, media_for.get(name))
         chains[name] = [initialized, uploaded, poll_.submit(uploaded, check.username)]
     for name, chain in chains.items():
-        results[name] = _settle(name, chain, checks[name], request)
+        results[name] = _settle(name, chain, checks[name], requests[name])
     return results, timings, source
+
+
+def _review(settings: Settings, request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,
+            media_for: Mapping[str, PreparedMedia], post_keys: Mapping[str, str], work_dir: Path
+            ) -> tuple[dict[str, tuple[PublishRequest, CreatorCheck, str]], dict[str, PublishResult]]:
+    """Each account's post waits as a hold draft while a person reviews it in the Prefect UI; (what to
+    send per account: its reviewed request, check and post key; the results of the others: kept held,
+    or failed)."""
+    open_ = with_retries(open_for_review, settings)
+    futures = {name: open_.submit(request, check, source, post_keys.get(name)) for name, check in checks.items()}
+    tickets: dict[str, ReviewTicket] = {}
+    failed: dict[str, StepFailure] = {}
+    for name, future in futures.items():
+        future.wait()
+        if (failure := _failure("open-for-review", future.state)) is None:
+            tickets[name] = future.result()
+        else:
+            failed[name] = failure
+    nicknames = {name: check.nickname for name, check in checks.items()}
+    settled = _record(settings, request, failed, source, post_keys, nicknames)
+    send: dict[str, tuple[PublishRequest, CreatorCheck, str]] = {}
+    for name, ticket in tickets.items():
+        # Reviewed by an earlier run of this request: its choices stand. Further than a review (sent, or
+        # posted without one): init_post reports or resumes it.
+        earlier = PublishRequest.model_validate({**ticket.reviewed, "accounts": [name]}) if ticket.reviewed else None
+        if ticket.settled:
+            send[name] = (earlier or request, checks[name], ticket.post_key)
+        elif earlier is not None:
+            send[name] = (earlier, review.recheck(checks[name], earlier), ticket.post_key)
+    pending = [name for name, ticket in tickets.items() if ticket.pending]
+    if not pending:
+        return send, settled
+    media = next((media_for[name] for name in pending if name in media_for), None)
+    images: dict[str, str] = {}
+    if media is not None:
+        preview = preview_media(media, str(work_dir), request.cover_timestamp_ms, return_state=True)
+        images = preview.result() if preview.is_completed() else {}  # a review without the stills still works
+    answers = ask_for_review([checks[name] for name in pending], request, media, images, settings.review_timeout)
+    for name in pending:
+        ticket, check = tickets[name], checks[name]
+        if answers is None:
+            why = f"no review within {settings.review_timeout} s: kept held, release it with `tiktok-pipeline posts release {ticket.post_id}`"
+            post = keep_held(ticket, why)
+            settled[name] = first_result(post, check.nickname).model_copy(update={"error_message": why})
+            continue
+        account_request, answer = answers[name]
+        post = record_review(ticket, account_request, answer)
+        if account_request is None:
+            why = f"the review kept it held (no consent): release it with `tiktok-pipeline posts release {ticket.post_id}`"
+            settled[name] = first_result(post, check.nickname).model_copy(update={"error_message": why})
+            continue
+        try:
+            send[name] = (account_request, review.recheck(check, account_request), ticket.post_key)
+        except PipelineError as exc:  # creator_info's rules refuse the choice (TikTok changed them meanwhile)
+            settled |= _record(settings, account_request, {name: StepFailure.of("review", exc)}, source,
+                               {name: ticket.post_key}, nicknames)
+    return send, settled
 
 
 def _prepare(settings: Settings, request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,

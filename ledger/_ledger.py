@@ -830,6 +830,27 @@ class Ledger:
             self._add_event(session, row, row.state, kind="mode_changed", at=now, data={"mode": str(mode)})
             return Post.model_validate(row)
 
+    def release_reviewed(self, post: Post | int, mode: PublishMode, caption: str, *, message: str,
+                         data: dict[str, Any]) -> Post:
+        """A post waiting for its review (a hold draft, or a released one not yet at TikTok) goes on as
+        the reviewer chose: `mode` (direct or inbox) and `caption`, with a `reviewed` event holding
+        `data` in its audit trail."""
+        post_id = _post_id(post)
+        if mode is PublishMode.hold:
+            raise LedgerInputInvalid(f"post {post_id}: a reviewed post goes on as direct or inbox",
+                                     detail={"mode": str(mode)})
+        with self._transaction(write=True) as session:
+            row = self._post(session, post_id, lock=True)
+            if row.state not in BEFORE_INIT_STATES:
+                raise IllegalTransition(
+                    f"post {post_id} is {row.state}: only a post not yet sent to TikTok can be reviewed",
+                    detail={"post_id": post_id, "state": str(row.state)},
+                )
+            now = self._clock()
+            row.mode, row.caption, row.updated_at = mode, caption, now
+            self._add_event(session, row, row.state, kind="reviewed", at=now, message=message, data=data)
+            return Post.model_validate(row)
+
     def get_post(self, post_id: int) -> Post:
         with self._transaction(write=False) as session:
             return Post.model_validate(self._post(session, post_id))

@@ -98,12 +98,13 @@ def _one_of(values: Sequence[str]) -> str:
 
 
 def privacy_rule() -> dict[str, Any]:
-    """privacy_level is required, and not null, unless the post is an inbox draft (TikTok forbids a default)."""
+    """privacy_level is required, and not null, unless the post is an inbox draft or is reviewed (the
+    reviewer chooses it then): TikTok forbids a default."""
     levels = [level.value for level in PrivacyLevel]
     sentence = f"one of {_one_of(levels)}: a direct or held post needs a privacy level (TikTok has no default)"
     not_null = {"if": {"type": "null"}, "then": refusal(sentence)}
     return {
-        "if": _field("mode", {"const": PublishMode.inbox.value}),
+        "if": {"anyOf": [_field("mode", {"const": PublishMode.inbox.value}), _field("review", {"const": True})]},
         "else": {"required": ["privacy_level"], "properties": {"privacy_level": not_null}},
     }
 

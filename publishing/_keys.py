@@ -20,7 +20,7 @@ from publishing._models import PublishRequest
 
 UNFETCHED_PREFIX = "unfetched:"
 #: Event kinds whose data carries the request an attempt of the post was made with.
-REQUEST_EVENT_KINDS = frozenset({"request", "deferred"})
+REQUEST_EVENT_KINDS = frozenset({"request", "deferred", "reviewed"})
 
 
 def post_idempotency_key(request: PublishRequest, account: str, content_sha256: str) -> str:

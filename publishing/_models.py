@@ -97,6 +97,9 @@ class PublishRequest(BaseModel):
         "Required for direct and held posts (TikTok forbids a default); branded content cannot be SELF_ONLY.",
     )
     mode: PublishMode = Field(PublishMode.direct, description="direct, inbox (draft in TikTok) or hold")
+    review: bool = Field(False, description="Pause for a person to review each account's post in the Prefect UI "
+                                            "(TikTok's composer: privacy, interactions, disclosure, consent) before "
+                                            "anything is sent; a held post is reviewed when it is released")
     disable_comment: bool = False
     disable_duet: bool = False
     disable_stitch: bool = False
@@ -152,7 +155,7 @@ class PublishRequest(BaseModel):
 
     @model_validator(mode="after")
     def _guidelines(self) -> PublishRequest:
-        if self.mode is not PublishMode.inbox and self.privacy_level is None:
+        if self.mode is not PublishMode.inbox and self.privacy_level is None and not self.review:
             raise ValueError("privacy_level is required for direct and held posts (TikTok forbids a default)")
         if self.brand_content_toggle and self.privacy_level is PrivacyLevel.SELF_ONLY:
             raise ValueError("branded content cannot be posted as SELF_ONLY (TikTok's content-sharing rules)")

@@ -115,7 +115,8 @@ def done_label(result: PublishResult) -> str:
     if result.state is PostState.sent_to_inbox:
         return "sent to the inbox"
     if result.held:
-        return f"held as post {result.post_id}" if result.post_id is not None else "held"
+        held = f"held as post {result.post_id}" if result.post_id is not None else "held"
+        return f"{held} ({result.error_message})" if result.error_message else held
     if result.scheduled_for is not None and result.error_code == "DailyCapReached":
         return f"deferred to {_when(result)} (daily cap)"
     if result.scheduled_for is not None:

@@ -122,6 +122,8 @@ class CreatorCheck(BaseModel):
     max_duration_s: int | None
     post_info: dict[str, Any] | None  # the PostInfo that will be sent (direct posts)
     notes: list[str] = []
+    #: creator_info as TikTok answered it (None for inbox-only apps): what a review form offers.
+    creator: dict[str, Any] | None = None
 
 
 class PreparedMedia(BaseModel):
@@ -297,6 +299,7 @@ def check_creator(services: Services, account_name: str, request: PublishRequest
         max_duration_s=creator.max_video_post_duration_sec,
         post_info=checked.post_info.model_dump(mode="json") if checked else None,
         notes=checked.notes if checked else [],
+        creator=creator.model_dump(mode="json"),
     )
 
 
@@ -337,7 +340,9 @@ def plan_media(services: Services, request: PublishRequest, accounts: list[str],
             plan.needed.append(name)
             continue
         if post.state is not PostState.initialized:
-            if needs_media(post):
+            # A hold draft of a reviewed request waits for its review: the review shows, and then sends, this media.
+            if needs_media(post) or (request.review and request.mode is not PublishMode.hold
+                                     and post.mode is PublishMode.hold and post.state in BEFORE_INIT_STATES):
                 plan.needed.append(name)
             continue
         record = init_record(services, post.id)

@@ -62,6 +62,9 @@ MAX_RETRY_DELAYS = 50
 #: (whose limit is about 292 years, int64 nanoseconds) and adds them to the current date (a retry's
 #: scheduled time, a claim's expiry; dates end at year 9999). A century keeps inside both.
 MAX_SECONDS = 100 * 365 * 24 * 3600
+#: Longest pause Prefect's `pause_flow_run` can wait (its timeout is a whole number of seconds, and
+#: the pause's deadline is a date): a year.
+MAX_PAUSE_SECONDS = 366 * 24 * 3600
 #: SQS: maxReceiveCount of a RedrivePolicy (written by `wire_bucket`), long-poll wait, batch size,
 #: visibility timeout.
 MAX_RECEIVE_COUNT = 1000
@@ -218,6 +221,10 @@ class RunSettings(_Group):
     transcode_niceness: int = Field(
         10, ge=0, le=19, description="Niceness (0-19) of the ffmpeg runs of a transcode, so the uploads and polls of "
         "other runs on the machine keep the CPU they need; 0 runs ffmpeg at the worker's own priority"
+    )
+    review_timeout: int = Field(
+        3600, ge=30, le=MAX_PAUSE_SECONDS, description="Seconds a review (request.review) waits in the Prefect UI "
+        "before its posts stay held, releasable later; the flow run's process waits with it"
     )
 
     @model_validator(mode="after")

@@ -41,6 +41,7 @@ from transcode._errors import (
 from transcode._models import FitMode, MediaInfo, OverLength, Policy
 from transcode._pipeline import check_decodable, make_tiktok_ready
 from transcode._plan import plan
+from transcode._preview import Preview, contact_sheet_command, make_preview, poster_command
 from transcode._probe import probe
 from transcode._rules import video_bitrate_budget
 from transcode._run import DEFAULT_NICENESS, run_ffmpeg
@@ -50,6 +51,10 @@ from transcode._verify import verify
 __all__ = [
     # the whole job
     "make_tiktok_ready",
+    "make_preview",
+    "Preview",
+    "poster_command",
+    "contact_sheet_command",
     "DEFAULT_NICENESS",
     "Policy",
     "FitMode",
