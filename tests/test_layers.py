@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "transcode": 3,  # core (may use TikTok's own limits from tiktok/)
     "ledger": 3,  # core
     "sandbox": 3,  # core: an emulator of TikTok, independent of the client it tests on purpose
+    "photos": 3,  # core: images prepared for TikTok photo posts (Pillow)
     "tiktok": 2,  # core: the Content Posting API client and TikTok's constants
     "tiktok_pipeline": 1,  # kernel: the settings model and the error protocol
 }

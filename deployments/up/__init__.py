@@ -43,6 +43,7 @@ from deployments.up.layout import (
     BIN,
     HOST,
     INCOMING_PREFIX,
+    REVIEW_PREFIX,
     PREFECT_DATABASE_VARIABLE,
     ROOT,
     SAMPLE_BUCKET,
@@ -88,7 +89,7 @@ from deployments.up.stack import SERVICES, api_ports, down, main, publish_parame
 from deployments.up.topology import REDIS_MODULES, Topology, default_worker_limit
 
 __all__ = [
-    "ACCOUNTS", "BIN", "HOST", "INCOMING_PREFIX", "ROOT", "SAMPLE_BUCKET", "SAMPLE_KEY", "SAMPLE_URI",
+    "ACCOUNTS", "BIN", "HOST", "INCOMING_PREFIX", "REVIEW_PREFIX", "ROOT", "SAMPLE_BUCKET", "SAMPLE_KEY", "SAMPLE_URI",
     "PREFECT_DATABASE_VARIABLE", "REDIS_MODULES", "SCHEDULED_DEPLOYMENTS", "SCHEDULER_TIMEOUT", "SERVICES", "STARTUP_TIMEOUT", "STOP_TIMEOUT",
     "TRANSIENT_SERVER_ERRORS", "WORKER_NAME",
     "Layout", "Ports", "Service", "Topology", "UpError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ SAMPLE_KEY = "samples/sample.mp4"
 SAMPLE_URI = f"s3://{SAMPLE_BUCKET}/{SAMPLE_KEY}"
 #: Uploads under this prefix of the sample bucket are published by the S3 → SQS listener.
 INCOMING_PREFIX = "incoming/"
+#: Uploads under this prefix are published only after a review in the Prefect UI (request.review).
+REVIEW_PREFIX = f"{INCOMING_PREFIX}review/"
 
 
 #: Prefect's own setting for its server's database (SQLite in PREFECT_HOME when unset).
@@ -126,6 +129,8 @@ def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: P
         "TIKTOK_PIPELINE_S3_ENDPOINT_URL": f"http://{HOST}:{ports.moto}",
         "TIKTOK_PIPELINE_AWS_REGION": FAKE_AWS_ENV["AWS_DEFAULT_REGION"],
         "TIKTOK_PIPELINE_S3_PREFIXES": INCOMING_PREFIX,
+        # Uploads under incoming/review/ wait for a person to review them in the Prefect UI.
+        "TIKTOK_PIPELINE_S3_PREFIX_DEFAULTS": json.dumps({REVIEW_PREFIX: {"review": True}}),
         # The sandbox sends TikTok's webhooks to the receiver: posts settle by them, polling is the safety net.
         "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS": "true",
         "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_HOST": HOST,
