@@ -24,6 +24,7 @@ from sandbox._endpoints import path_of
 from sandbox._errors import ApiRefusal, OAuthRefusal
 from sandbox._faults import ConnectionRegistry, FaultBook, FaultInjectionMiddleware, FaultRule
 from sandbox._media import MediaCheck, check_photo_file, check_video_file
+from sandbox._oauth import avatar_svg
 from sandbox._posts import (
     MAX_VIDEO_SIZE,
     InboxInitRequest,
@@ -215,12 +216,12 @@ def create_app(config: SandboxConfig) -> FastAPI:
         names = [f.strip() for f in fields.split(",") if f.strip()]
         if not names:
             raise ApiRefusal(400, "invalid_param", "fields is required")
-        return envelope(state.user_info(token, names))
+        return envelope(state.user_info(token, names, str(request.base_url)))
 
     @app.post(path_of("creator_info"))
     async def creator_info(request: Request) -> dict[str, Any]:
         token = state.authenticate(request.headers.get("authorization"), "creator_info", PUBLISH)
-        data, refusal = state.creator_info(token)
+        data, refusal = state.creator_info(token, str(request.base_url))
         if refusal is not None:  # TikTok answers "cannot post now" with HTTP 200 and the code
             return envelope(data, refusal.code, refusal.message)
         return envelope(data)
@@ -321,6 +322,10 @@ def create_app(config: SandboxConfig) -> FastAPI:
         webhooks.reset()
         new_config = state.reset(request.config if request else None)
         return {"config": new_config.model_dump()}
+
+    @app.get("/_sandbox/avatars/{username}.svg")
+    async def avatar(username: str) -> Response:
+        return Response(avatar_svg(username), media_type="image/svg+xml")
 
     @app.get("/_sandbox/clock")
     async def read_clock() -> dict[str, float]:

@@ -52,7 +52,9 @@ class SandboxCreator(BaseModel):
     union_id: str = ""
     username: str = Field(min_length=1)
     nickname: str = ""
-    avatar_url: str = "https://p16-sign.tiktokcdn-us.com/sandbox/avatar.jpeg"
+    #: None: the sandbox serves a picture of its own, `<sandbox>/_sandbox/avatars/<username>.svg`
+    #: (a browser showing creator_info, e.g. a review form, can load it; no CDN is reachable here).
+    avatar_url: str | None = None
     #: Private accounts get the private privacy options and always have duet/stitch disabled.
     private_account: bool = False
     comment_disabled: bool = False

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import html
+
 import hashlib
 import re
 import secrets
@@ -221,15 +223,31 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def user_fields(creator: SandboxCreator, published_posts: int) -> dict[str, object]:
+def avatar_url(creator: SandboxCreator, base_url: str) -> str:
+    """The creator's picture: the configured URL, else the one the sandbox at `base_url` serves."""
+    return creator.avatar_url or f"{base_url.rstrip('/')}/_sandbox/avatars/{creator.username}.svg"
+
+
+def avatar_svg(username: str) -> str:
+    """A round picture with the creator's initial, its colour derived from the name."""
+    hue = sum(username.encode()) * 37 % 360
+    initial = (username[:1] or "?").upper()
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100" viewBox="0 0 100 100">'
+            f'<circle cx="50" cy="50" r="50" fill="hsl({hue},60%,45%)"/>'
+            '<text x="50" y="50" dy="0.35em" text-anchor="middle" font-family="sans-serif" font-size="48" '
+            f'fill="#fff">{html.escape(initial)}</text></svg>')
+
+
+def user_fields(creator: SandboxCreator, published_posts: int, base_url: str = "") -> dict[str, object]:
     """Every /v2/user/info/ field the sandbox answers, grouped by the scope that unlocks it."""
+    avatar = avatar_url(creator, base_url)
     return {
         "user.info.basic": {
             "open_id": creator.open_id,
             "union_id": creator.union_id,
-            "avatar_url": creator.avatar_url,
-            "avatar_url_100": creator.avatar_url,
-            "avatar_large_url": creator.avatar_url,
+            "avatar_url": avatar,
+            "avatar_url_100": avatar,
+            "avatar_large_url": avatar,
             "display_name": creator.nickname or creator.username,
         },
         "user.info.profile": {

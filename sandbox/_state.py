@@ -22,7 +22,7 @@ from typing import Mapping
 from sandbox._config import SandboxConfig, SandboxCreator
 from sandbox._errors import ApiRefusal, OAuthRefusal
 from sandbox._media import MediaCheck
-from sandbox._oauth import AccessToken, TokenBook, check_client, user_fields
+from sandbox._oauth import AccessToken, TokenBook, avatar_url, check_client, user_fields
 from sandbox._posts import (
     UPLOAD_CONTENT_TYPES,
     FileUploadSource,
@@ -170,7 +170,7 @@ class SandboxState:
                 calls.append(now)
             return token
 
-    def user_info(self, token: AccessToken, fields: list[str]) -> dict[str, object]:
+    def user_info(self, token: AccessToken, fields: list[str], base_url: str = "") -> dict[str, object]:
         with self._lock:
             creator = self._creator(token.open_id)
             published = sum(
@@ -178,7 +178,7 @@ class SandboxState:
                 for p in self.posts.values()
                 if p.open_id == creator.open_id and not p.known_failed and (p.mode == "direct" or p.user_published_at)
             )
-            groups = user_fields(creator, published)
+            groups = user_fields(creator, published, base_url)
             user: dict[str, object] = {}
             for name in fields:
                 scope = next((s for s, values in groups.items() if name in values), None)
@@ -221,11 +221,11 @@ class SandboxState:
                 )
         return None
 
-    def creator_info(self, token: AccessToken) -> tuple[dict[str, object], ApiRefusal | None]:
+    def creator_info(self, token: AccessToken, base_url: str = "") -> tuple[dict[str, object], ApiRefusal | None]:
         with self._lock:
             creator = self._creator(token.open_id)
             data: dict[str, object] = {
-                "creator_avatar_url": creator.avatar_url,
+                "creator_avatar_url": avatar_url(creator, base_url),
                 "creator_username": creator.username,
                 "creator_nickname": creator.nickname or creator.username,
                 "privacy_level_options": creator.privacy_level_options,

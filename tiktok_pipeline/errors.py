@@ -1,6 +1,6 @@
 """The error-kind protocol shared by every core package.
 
-Each core package (`tiktok`, `transcode`, `ledger`) has its own hierarchy rooted in a subclass of
+Each core package (`tiktok`, `transcode`, `ledger`, `photos`) has its own hierarchy rooted in a subclass of
 `PipelineError`; every class states, as class attributes, whether the failure is worth retrying or
 needs the user to re-authorize. Anything that is neither is final. Prefect's `retry_condition_fn`
 reads these attributes and nothing else (see `is_retryable`).

@@ -19,6 +19,7 @@ from deployments.up.layout import (
     BIN,
     HOST,
     INCOMING_PREFIX,
+    REVIEW_PREFIX,
     ROOT,
     SAMPLE_BUCKET,
     SAMPLE_URI,
@@ -145,6 +146,8 @@ def summary(ports: Ports, layout: Layout, accounts: Sequence[str], seconds: floa
         f"Or let the bucket publish by itself: anything uploaded under s3://{SAMPLE_BUCKET}/{INCOMING_PREFIX} is picked up by",
         "the listener (S3 → SQS → publish-s3-object), with what to publish in a <key>.json sidecar or metadata:",
         f"  {upload}",
+        f"Under s3://{SAMPLE_BUCKET}/{REVIEW_PREFIX} the run waits for a review in the UI first: open it (Paused), "
+        "Resume, fill TikTok's form.",
         "",
         "Stop everything with `make down` (the ledger and the Prefect database are kept).",
     ])  # fmt: skip

@@ -146,12 +146,20 @@ def test_privacy_outside_the_options_is_refused(
     assert sandbox.posts() == []
 
 
+def test_the_sandbox_serves_each_creators_picture(sandbox: SandboxHandle) -> None:
+    import httpx
+
+    picture = httpx.get(f"{sandbox.base_url}/_sandbox/avatars/studio_main.svg", timeout=10)
+    assert picture.status_code == 200 and picture.headers["content-type"].startswith("image/svg+xml")
+    assert picture.text.startswith("<svg") and ">S</text>" in picture.text
+
+
 def test_creator_info_per_creator(sandbox: SandboxHandle, sandbox_token: TokenFactory) -> None:
     public = call(sandbox.base_url, CREATOR_INFO, sandbox_token("studio_main")).json()
     private = call(sandbox.base_url, CREATOR_INFO, sandbox_token("private_creator")).json()
     assert public["error"]["code"] == "ok" and private["error"]["code"] == "ok"
     assert public["data"] == {
-        "creator_avatar_url": "https://p16-sign.tiktokcdn-us.com/sandbox/avatar.jpeg",
+        "creator_avatar_url": f"{sandbox.base_url}/_sandbox/avatars/studio_main.svg",
         "creator_username": "studio_main",
         "creator_nickname": "Studio Main",
         "privacy_level_options": ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"],
