@@ -243,6 +243,23 @@ def test_hold_drafts(ledger: Ledger) -> None:
     assert [e.kind for e in ledger.post_events(draft.id)] == ["created", "transition", "mode_changed", "slot_reserved"]
 
 
+def test_a_reviewed_post_goes_on_with_the_reviewers_mode_and_caption(ledger: Ledger) -> None:
+    connect(ledger)
+    draft = ready_post(ledger, "review", mode=PublishMode.hold)
+    with pytest.raises(LedgerInputInvalid, match="direct or inbox"):
+        ledger.release_reviewed(draft, PublishMode.hold, "x", message="m", data={})
+    reviewed = ledger.release_reviewed(draft, PublishMode.direct, "the reviewer's caption", message="reviewed: direct",
+                                       data={"answer": {"consent": True}})
+    assert (reviewed.mode, reviewed.caption, reviewed.state) == (PublishMode.direct, "the reviewer's caption", S.media_ready)
+    (event,) = [e for e in ledger.post_events(draft.id) if e.kind == "reviewed"]
+    assert event.message == "reviewed: direct" and event.data == {"answer": {"consent": True}}
+    # Found by its key with the new caption (a re-run of the reviewed request matches it).
+    assert ledger.get_post_by_idempotency_key(draft.idempotency_key).caption == "the reviewer's caption"
+    sent = initialized_post(ledger, "sent")
+    with pytest.raises(IllegalTransition, match="only a post not yet sent to TikTok can be reviewed"):
+        ledger.release_reviewed(sent, PublishMode.direct, "late", message="m", data={})
+
+
 def test_queries(ledger: Ledger, clock: SteppingClock) -> None:
     connect(ledger, "brand")
     connect(ledger, "agency")

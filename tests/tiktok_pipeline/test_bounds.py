@@ -309,3 +309,15 @@ def test_the_safety_net_interval_is_one_the_poll_policy_takes(interval: float) -
     except tiktok.InvalidInput:
         polls = False
     assert accepted(tiktok_webhooks_poll_interval=interval) is polls
+
+
+# --- review mode ----------------------------------------------------------------------------------
+
+
+def test_the_longest_review_timeout_is_a_pause_prefect_can_schedule() -> None:
+    from prefect.states import Paused
+
+    state = Paused(timeout_seconds=bounds.MAX_PAUSE_SECONDS)
+    assert state.state_details.pause_timeout is not None
+    assert accepted(review_timeout=bounds.MAX_PAUSE_SECONDS) and not accepted(review_timeout=bounds.MAX_PAUSE_SECONDS + 1)
+    assert not accepted(review_timeout=29)
