@@ -34,6 +34,7 @@ from publishing import PublishRequest, PublishResult, StepTiming
 from tasks.scheduling import is_due, schedule_publish
 from ledger import PostState, PublishMode
 from publishing import review
+from publishing.pull import pull_location
 from publishing.review import ReviewTicket
 from publishing import publish_run_name, verdict
 from tasks import runtime
@@ -54,6 +55,7 @@ from tasks.publishing import (
     prepare_media,
     record_failures,
     report_results,
+    stage_for_pull,
     upload,
 )
 from tasks.review import ask_for_review, keep_held, open_for_review, preview_media, record_review
@@ -190,15 +192,44 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
         checks = {name: check for name, (_, check, _) in reviewed.items()}
         requests = {name: account_request for name, (account_request, _, _) in reviewed.items()}
         keys |= {name: key for name, (_, _, key) in reviewed.items()}
+    pull_urls = _staged(settings, checks, media_for, results, request, source, keys)
+    checks = {name: check for name, check in checks.items() if name not in results}
     chains = {}
     upload_, poll_ = with_retries(upload, settings), with_retries(poll_status, settings)
     for name, check in checks.items():
-        initialized = init_post.submit(requests[name], check, source, media_for.get(name), keys.get(name))
+        initialized = init_post.submit(requests[name], check, source, media_for.get(name), keys.get(name),
+                                       pull_urls.get(name))
         uploaded = upload_.submit(initialized, media_for.get(name))
         chains[name] = [initialized, uploaded, poll_.submit(uploaded, check.username)]
     for name, chain in chains.items():
         results[name] = _settle(name, chain, checks[name], requests[name])
     return results, timings, source
+
+
+def _staged(settings: Settings, checks: Mapping[str, CreatorCheck], media_for: Mapping[str, PreparedMedia],
+            results: dict[str, PublishResult], request: PublishRequest, source: FetchedSource,
+            post_keys: Mapping[str, str]) -> dict[str, str]:
+    """With a verified URL prefix, each prepared video written there once: its pull URL per account
+    (a fan-out to N accounts sends the bytes once, to S3). Media an earlier run kept for an upload it
+    began is not staged: that upload resumes. A staging that fails fails the accounts it was for
+    (`results` gets them)."""
+    if pull_location(settings) is None:
+        return {}
+    urls: dict[str, str] = {}
+    by_media: dict[str, list[str]] = {}
+    for name in checks:
+        media = media_for.get(name)
+        if media is not None and media.path_taken != "kept":
+            by_media.setdefault(media.sha256, []).append(name)
+    stage = with_retries(stage_for_pull, settings)
+    for names in by_media.values():
+        staged = stage(media_for[names[0]], return_state=True)
+        if (failure := _failure("stage-for-pull", staged)) is not None:
+            results |= _record(settings, request, dict.fromkeys(names, failure), source, post_keys,
+                               {name: checks[name].nickname for name in names})
+            continue
+        urls |= dict.fromkeys(names, staged.result())
+    return urls
 
 
 def _review(settings: Settings, request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,

@@ -762,7 +762,7 @@ def lease_kept(services: Services, post: Post, owner: str | None, log: Log = _LO
 
 def call_init(services: Services, request: PublishRequest, post: Post, check: CreatorCheck, media: PreparedMedia,
               flow_run_id: str | None = None, log: Log = _LOG, *, sleep: Callable[[float], None] = time.sleep,
-              owner: str | None = None) -> Post:
+              owner: str | None = None, pull_url: str | None = None) -> Post:
     """Ask TikTok for a publish_id, each attempt recorded before it is sent and the publish_id as soon
     as it arrives.
 
@@ -770,17 +770,24 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
     FILE_UPLOAD, direct and inbox alike, TikTok publishes nothing until the upload_url it answered with
     receives bytes, and an answer we never read gave us no upload_url, so that attempt can never
     publish. It may have used a slot of TikTok's daily cap; the ledger keeps it as a lost attempt.
+
+    With `pull_url` (the media staged under a verified prefix) TikTok fetches the video itself
+    (PULL_FROM_URL): an attempt whose outcome is unknown may already be a post, so it is never asked
+    again; the post becomes unconfirmed, for its webhook, the cleanup flow or a person
+    (`tiktok-pipeline posts resolve`) to settle.
     """
     book = services.ledger
     current = services.settings
     chunk_size = current.chunk_size
     plan = plan_chunks(media.size, chunk_size)
-    source_info = SourceInfo.file_upload(plan)
+    source_info = SourceInfo.pull_from_url(pull_url) if pull_url else SourceInfo.file_upload(plan)
     post_info = PostInfo.model_validate(check.post_info) if check.post_info else None
-    try:  # before TikTok hears of these bytes: the upload, and any resume of it, sends this file
-        kept = keep_media(current, Path(media.path), media.sha256)
-    except KeptMediaUnwritable as exc:
-        return fail_post(services, post, exc)
+    kept: Path | None = None
+    if pull_url is None:
+        try:  # before TikTok hears of these bytes: the upload, and any resume of it, sends this file
+            kept = keep_media(current, Path(media.path), media.sha256)
+        except KeptMediaUnwritable as exc:
+            return fail_post(services, post, exc)
 
     def init(client: TikTokClient):
         if request.mode is PublishMode.inbox:
@@ -804,8 +811,12 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
             raise
         except PipelineError as exc:  # e.g. the daily cap left no slot for one more attempt
             return fail_post(services, post, exc)
-        log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt.number, kind,
-                 megabytes(media.size), plan.total_chunk_count)
+        if pull_url:
+            log.info("post %d: init attempt %d, %s, %s for TikTok to pull from %s", post.id, attempt.number, kind,
+                     megabytes(media.size), pull_url)
+        else:
+            log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt.number, kind,
+                     megabytes(media.size), plan.total_chunk_count)
         try:
             with lease_kept(services, post, owner, log):  # however long TikTok takes to answer
                 answer = services.with_client(check.account, init, prepaid=endpoint)
@@ -819,6 +830,17 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                         INIT_RATE_LIMIT_TRIES, exc.retry_after or 10.0)
             sleep(exc.retry_after or 10.0)
         except (InitOutcomeUnknown, ServerError, TransportError) as exc:
+            if pull_url:
+                # TikTok may be fetching the video already: a second init could post it twice.
+                book.mark_attempt_lost(attempt, f"no answer ({exc}); TikTok may be pulling {pull_url} already")
+                log.error("post %d: the PULL_FROM_URL init got no usable answer (%s); it may be a post already, so "
+                          "it is not asked again: unconfirmed until TikTok's webhook, cleanup or `tiktok-pipeline "
+                          "posts resolve %d` settles it", post.id, exc, post.id)
+                return book.transition(post, PostState.unconfirmed, error_code=InitOutcomeUnknown.__name__,
+                                       error_message=(
+                    f"TikTok's answer to the PULL_FROM_URL init was lost ({exc}); the post may exist: check the "
+                    f"creator's profile, then `tiktok-pipeline posts resolve {post.id} --published|--not-posted`"),
+                                       message="unconfirmed: the PULL_FROM_URL init's answer was lost")
             # No upload_url reached us, so nothing can ever be uploaded to what this attempt may have
             # created (see above): a new init is safe. A re-run of the request goes on after the last one.
             book.mark_attempt_lost(attempt, f"no answer ({exc}); it can publish nothing (no upload URL was received)")
@@ -843,9 +865,9 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
             privacy_level=post_info.privacy_level.value if post_info else None,
             message=f"initialized as {answer.publish_id}",
             upload_url=answer.upload_url,  # a credential: the ledger keeps it encrypted, until the upload is over
-            data={"chunk_size": chunk_size, "chunks": plan.total_chunk_count,
-                  "media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
-                  "kept_media": str(kept), "flow_run_id": flow_run_id},
+            data={"media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
+                  "flow_run_id": flow_run_id, **({"pull_url": pull_url} if pull_url else {
+                      "chunk_size": chunk_size, "chunks": plan.total_chunk_count, "kept_media": str(kept)})},
         )
     except IllegalTransition as exc:
         current = book.get_post(post.id)
@@ -863,14 +885,28 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                   "request again before `tiktok-pipeline posts show %d` is checked", post.id, answer.publish_id, post.id)
         raise
     log.info("post %d: publish_id %s recorded", post.id, answer.publish_id)
+    if pull_url:  # nothing to upload: TikTok fetches it
+        post = _pulling(services, post, pull_url)
     return post
+
+
+def _pulling(services: Services, post: Post, url: str) -> Post:
+    return services.ledger.transition(post, PostState.processing, message=f"TikTok pulls the video from {url}")
+
+
+def pull_url_of(services: Services, post: Post) -> str | None:
+    """The URL an initialized post's init told TikTok to pull its video from (None: FILE_UPLOAD)."""
+    for event in reversed(services.ledger.post_events(post.id)):
+        if event.to_state is PostState.initialized and event.from_state is not PostState.initialized:
+            return (event.data or {}).get("pull_url")
+    return None
 
 
 def init_post(services: Services, request: PublishRequest, check: CreatorCheck, source: FetchedSource,
               media: PreparedMedia | None, post_key: str | None = None, *, flow_run_id: str | None = None,
               still_running: StillRunning | None = None, schedule: Schedule | None = None,
               log: Log = _LOG, sleep: Callable[[float], None] = time.sleep, owner: str | None = None,
-              owner_has_ended: OwnerHasEnded | None = None) -> PublishResult:
+              owner_has_ended: OwnerHasEnded | None = None, pull_url: str | None = None) -> PublishResult:
     """Claim the post, reserve a daily slot, keep the media, call init and persist the publish_id
     before any byte is uploaded.
 
@@ -894,7 +930,7 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
         try:
             result = _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
                                    still_running=still_running, schedule=schedule, log=log, sleep=sleep,
-                                   started=started, owner=owner)
+                                   started=started, owner=owner, pull_url=pull_url)
         except ClaimLost:
             # Another runner took the lease over (ours lapsed): it is that runner's post now. Wait for
             # its outcome, or take over again if it dies too, as any second runner of the request does.
@@ -911,11 +947,15 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
 def _init_claimed(services: Services, request: PublishRequest, check: CreatorCheck, post: Post, created: bool,
                   media: PreparedMedia | None, *, flow_run_id: str | None, still_running: StillRunning | None,
                   schedule: Schedule | None, log: Log, sleep: Callable[[float], None], started: float,
-                  owner: str) -> PublishResult:
+                  owner: str, pull_url: str | None = None) -> PublishResult:
     book = services.ledger
     retried = post.state is PostState.failed and post.publish_id is None
     if not created and retried:
         post = try_again(services, post, request)
+    if not created and post.state is PostState.initialized and (pulled := pull_url_of(services, post)):
+        # Its runner stopped between the publish_id and the next step: TikTok is pulling it, nothing to upload.
+        post = _pulling(services, post, pulled)
+        return refresh_result(first_result(post, check.nickname), post, "init", started)
     if not created and post.state is PostState.initialized:
         # We hold the lease: whoever initialized it is done with it or dead (a live owner renews its lease).
         running = still_running or initializer_unknown(services)
@@ -941,7 +981,8 @@ def _init_claimed(services: Services, request: PublishRequest, check: CreatorChe
                 or first_result(fail_post(services, post, exc), check.nickname))
     except PipelineError as exc:  # e.g. the account needs reconnecting: the post fails before TikTok
         return first_result(fail_post(services, post, exc), check.nickname)
-    post = call_init(services, request, post, check, media, flow_run_id, log, sleep=sleep, owner=owner)
+    post = call_init(services, request, post, check, media, flow_run_id, log, sleep=sleep, owner=owner,
+                     pull_url=pull_url)
     return refresh_result(first_result(post, check.nickname), post, "init", started)
 
 

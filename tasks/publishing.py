@@ -26,7 +26,7 @@ from prefect.runtime import flow_run as current_flow_run
 
 from ledger import Post
 from publishing import PublishRequest, PublishResult, is_done, post_description, post_markdown, summary_rows, verdict
-from publishing import posting
+from publishing import posting, pull
 from publishing.posting import (
     KEPT_MEDIA_MARGIN,
     UPLOAD_URL_LIFETIME,
@@ -70,6 +70,7 @@ __all__ = [
     "plan_media",
     "poll_status",
     "preflight",
+    "stage_for_pull",
     "prepare_media",
     "record_failures",
     "record_status",
@@ -265,7 +266,7 @@ def run_has_ended(owner: str) -> bool:
 
 @task(name="init-post", retries=0, **STEP_OPTIONS)
 def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSource, media: PreparedMedia | None,
-              post_key: str | None = None) -> PublishResult:
+              post_key: str | None = None, pull_url: str | None = None) -> PublishResult:
     """Reserve a daily slot, keep the media, call init and persist the publish_id before any byte is uploaded.
 
     Not retried by Prefect: the step retries an init without a usable answer itself (a new init is
@@ -276,8 +277,20 @@ def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSourc
     """
     return posting.init_post(runtime.services(), request, check, source, media, post_key, flow_run_id=_flow_run_id(),
                              still_running=initializer_still_running, schedule=_schedule_deferred,
-                             owner_has_ended=run_has_ended,
+                             owner_has_ended=run_has_ended, pull_url=pull_url,
                              log=get_run_logger())
+
+
+@task(name="stage-for-pull", **retry_options())
+def stage_for_pull(media: PreparedMedia) -> str:
+    """Write the prepared video once under the verified URL prefix (TIKTOK_PIPELINE_PULL_URL_PREFIXES);
+    its URL, which every account's init gives TikTok to pull (no upload from this worker)."""
+    current = runtime.settings()
+    where = pull.require_pull_location(current, "PULL_FROM_URL")
+    staged = pull.stage(current, where, Path(media.path), media.sha256)
+    get_run_logger().info("%s: %s", staged.url, f"written to {staged.location.uri} ({megabytes(staged.size)})"
+                          if staged.sent else f"already at {staged.location.uri}: nothing sent")
+    return staged.url
 
 
 @task(name="upload", **retry_options())

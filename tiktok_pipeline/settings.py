@@ -246,6 +246,12 @@ class StorageSettings(_Group):
     )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (moto, MinIO); default AWS")
     aws_region: str = Field("us-east-1", description="AWS region for S3")
+    pull_url_prefixes: dict[str, str] = Field(
+        default_factory=dict,
+        description='URL prefixes verified for the app in TikTok\'s developer portal, each served from an S3 location '
+        '(JSON, e.g. {"https://cdn.example.com/tiktok/": "s3://media-cdn/tiktok/"}): the prepared video is written '
+        "there once and every account posts it by PULL_FROM_URL (no upload from the worker); photo posts need one",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -286,6 +292,21 @@ class StorageSettings(_Group):
     @classmethod
     def _endpoint_is_http(cls, value: str | None) -> str | None:
         return _require_http_url(value)
+
+    @field_validator("pull_url_prefixes")
+    @classmethod
+    def _pull_locations(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix, location in value.items():
+            if problem := http_url_problem(prefix):
+                raise ValueError(f"pull URL prefix {problem}")
+            if not prefix.endswith("/"):
+                raise ValueError(f"pull URL prefix {prefix!r} must end with / (objects are named under it)")
+            if not location.startswith("s3://") or not location.endswith("/"):
+                raise ValueError(f"{prefix!r} maps to {location!r}: give an s3://BUCKET/PREFIX/ location ending with /")
+            bucket, _ = split_prefix(location)
+            if bucket is None or (problem := bucket_name_problem(bucket)):
+                raise ValueError(f"{prefix!r} maps to {location!r}: {problem or 'no bucket'}")
+        return value
 
     @field_validator("aws_region")
     @classmethod

@@ -1,0 +1,70 @@
+"""PULL_FROM_URL through the publish-video flow: with a verified URL prefix served from S3 (moto over
+real HTTP), the prepared video is written there once and every account's post is pulled by TikTok
+(the sandbox fetches the URL): a fan-out sends the bytes once. An init whose answer is lost is never
+asked again: it may already be a post."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.publish import publish_video
+from ledger import PostState
+from publishing import PublishRequest
+
+
+@pytest.fixture
+def verified_prefix(pipeline, moto_server, monkeypatch) -> str:
+    prefix = f"{moto_server.endpoint_url}/{pipeline.bucket}/tiktok-pull/"
+    # Anyone may read what is under the prefix, as a CDN in front of the bucket does.
+    pipeline.s3.put_bucket_policy(Bucket=pipeline.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{pipeline.bucket}/tiktok-pull/*"}]}))
+    monkeypatch.setenv("TIKTOK_PIPELINE_PULL_URL_PREFIXES", json.dumps({prefix: f"s3://{pipeline.bucket}/tiktok-pull/"}))
+    pipeline.reset_sandbox({"verified_url_prefixes": [prefix]})
+    return prefix
+
+
+def _staged_objects(pipeline) -> list[dict]:
+    return pipeline.s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="tiktok-pull/").get("Contents", [])
+
+
+def test_a_fan_out_sends_the_video_once_and_every_account_pulls_it(pipeline, media, verified_prefix) -> None:
+    source = pipeline.upload(media.path("compliant"), "in/fan-out.mp4")
+    request = PublishRequest(source=source, accounts=["main", "private"], caption="pulled", privacy_level="SELF_ONLY")
+    state = publish_video(request, return_state=True)
+    assert state.is_completed(), state.message
+    results = state.result()
+    assert [r.state for r in results] == [PostState.published, PostState.published]
+    (staged,) = _staged_objects(pipeline)
+    posts = pipeline.sandbox.posts()
+    assert [p["source"] for p in posts] == ["PULL_FROM_URL", "PULL_FROM_URL"]
+    (url,) = {p["media_urls"][0] for p in posts}
+    assert url == verified_prefix + staged["Key"].removeprefix("tiktok-pull/")
+    assert all(p["received_bytes"] in (0, None) and p["downloaded_bytes"] == staged["Size"] for p in posts)
+    trail = [e.message for e in pipeline.ledger().post_events(results[0].post_id)]
+    assert f"TikTok pulls the video from {url}" in trail
+    # The same bytes again (another request with another caption): found at their URL, not sent again.
+    again = publish_video(request.model_copy(update={"caption": "pulled again", "accounts": ["main"]}),
+                          return_state=True)
+    assert again.is_completed() and len(_staged_objects(pipeline)) == 1
+    assert pipeline.sandbox.posts()[-1]["media_urls"] == [url]
+
+
+def test_a_lost_pull_init_answer_is_never_asked_again(pipeline, media, verified_prefix) -> None:
+    pipeline.sandbox.add_fault("video_init", "lost_answer", times=1)
+    source = pipeline.upload(media.path("compliant"), "in/lost-pull.mp4")
+    state = publish_video(PublishRequest(source=source, accounts=["main"], caption="lost pull", privacy_level="SELF_ONLY"),
+                          return_state=True)
+    assert state.is_failed()  # not posted as far as we know: the run says so, naming what to do
+    (result,) = state.result(raise_on_failure=False)
+    assert result.state is PostState.unconfirmed and f"posts resolve {result.post_id}" in result.error_message
+    assert len(pipeline.sandbox.posts()) == 1  # TikTok has it (and pulls it): one init, never a second
+    attempts = pipeline.ledger().init_attempts(result.post_id)
+    assert len(attempts) == 1 and attempts[0].outcome.value == "lost"
+    # Running the request again sends nothing either.
+    rerun = publish_video(PublishRequest(source=source, accounts=["main"], caption="lost pull", privacy_level="SELF_ONLY"),
+                          return_state=True)
+    (same,) = rerun.result(raise_on_failure=False)
+    assert same.post_id == result.post_id and len(pipeline.sandbox.posts()) == 1
