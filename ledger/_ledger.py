@@ -1177,6 +1177,41 @@ class Ledger:
             ) from exc
         raise late  # after the attempt's publish_id is committed
 
+    def adopt_publish_id(self, post: Post | int, publish_id: str, *, message: str,
+                         data: dict[str, Any] | None = None) -> Post:
+        """Give an unconfirmed post (its init's answer was lost) the publish_id TikTok named for it later,
+        e.g. in a webhook: its lost attempt becomes the answered one, the post stays unconfirmed until
+        the outcome is recorded. `DuplicatePost` when another post has that publish_id."""
+        if not publish_id:
+            raise LedgerInputInvalid("adopt_publish_id needs a publish_id", detail={})
+        post_id = _post_id(post)
+        try:
+            with self._transaction(write=True) as session:
+                row = self._post(session, post_id, lock=True)
+                if row.state is not PostState.unconfirmed or row.publish_id is not None:
+                    raise IllegalTransition(
+                        f"post {post_id} is {row.state}" + (f" with publish_id {row.publish_id}" if row.publish_id else "")
+                        + ": only an unconfirmed post without a publish_id can adopt one",
+                        detail={"post_id": post_id, "state": str(row.state), "publish_id": row.publish_id},
+                    )
+                now = self._clock()
+                lost = session.scalars(
+                    sa.select(InitAttemptRow).where(InitAttemptRow.post_id == post_id,
+                                                    InitAttemptRow.outcome == AttemptOutcome.lost)
+                    .order_by(InitAttemptRow.number.desc()).limit(1).with_for_update()).first()
+                if lost is not None:
+                    lost.outcome, lost.publish_id, lost.finished_at = AttemptOutcome.answered, publish_id, now
+                row.publish_id, row.updated_at = publish_id, now
+                self._add_event(session, row, row.state, kind="publish_id_adopted", at=now, message=message,
+                                data={**(data or {}), "publish_id": publish_id,
+                                      "attempt": lost.number if lost is not None else None})
+                session.flush()
+                return Post.model_validate(row)
+        except ConstraintViolated as exc:
+            raise DuplicatePost(
+                f"publish_id {publish_id} already belongs to another post", detail={"publish_id": publish_id}
+            ) from exc
+
     def mark_attempt_failed(self, attempt: InitAttempt | int, *, error_code: str, error_message: str) -> InitAttempt:
         """TikTok answered the init with an error: no post was created (the attempt stops counting toward
         the cap). The post's own state is the caller's to change. Event `init_attempt_failed`."""

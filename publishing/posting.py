@@ -838,7 +838,7 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                           "posts resolve %d` settles it", post.id, exc, post.id)
                 return book.transition(post, PostState.unconfirmed, error_code=InitOutcomeUnknown.__name__,
                                        error_message=(
-                    f"TikTok's answer to the PULL_FROM_URL init was lost ({exc}); the post may exist: check the "
+                    f"{PULL_INIT_LOST} ({exc}); the post may exist: check the "
                     f"creator's profile, then `tiktok-pipeline posts resolve {post.id} --published|--not-posted`"),
                                        message="unconfirmed: the PULL_FROM_URL init's answer was lost")
             # No upload_url reached us, so nothing can ever be uploaded to what this attempt may have
@@ -888,6 +888,10 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
     if pull_url:  # nothing to upload: TikTok fetches it
         post = _pulling(services, post, pull_url)
     return post
+
+
+#: How the error of a post whose PULL_FROM_URL init went unanswered begins (TikTok's webhook may name it later).
+PULL_INIT_LOST = "TikTok's answer to the PULL_FROM_URL init was lost"
 
 
 def _pulling(services: Services, post: Post, url: str) -> Post:

@@ -22,8 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import AccountNotFound, AccountStatus, IllegalTransition, Post, PostNotFound, PostState, ReceivedEvent
+from ledger import (
+    AccountNotFound,
+    AccountStatus,
+    DuplicatePost,
+    IllegalTransition,
+    Post,
+    PostNotFound,
+    PostState,
+    ReceivedEvent,
+)
 from publishing.maintenance import apply_status
+from publishing.posting import PULL_INIT_LOST
 from publishing.services import Services
 from tiktok import PublishStatus, WebhookEvent, WebhookEventType, parse_webhook, verify_webhook
 
@@ -117,7 +127,10 @@ def apply_event(services: Services, event: WebhookEvent) -> EventOutcome:
     try:
         post = services.ledger.get_post_by_publish_id(event.publish_id)
     except PostNotFound:
-        return EventOutcome(f"ignored: no post has publish_id {event.publish_id}")
+        adopted = _adopted(services, event, kind)
+        if isinstance(adopted, str):
+            return EventOutcome(adopted)
+        post = adopted
     account = services.ledger.get_account(post.account_name)
     if account.open_id != event.user_openid:
         return EventOutcome(f"ignored: post {post.id} belongs to another TikTok user than {event.user_openid}",
@@ -130,6 +143,35 @@ def apply_event(services: Services, event: WebhookEvent) -> EventOutcome:
     if kind is WebhookEventType.PUBLICLY_AVAILABLE and post.state is PostState.published:
         return _public_post_id(services, post, event, account.username)
     return _settle(services, post, event, kind, account.username)
+
+
+#: Events that only a post which received its media sends: an init whose answer was lost but which
+#: never got bytes (FILE_UPLOAD's orphans) cannot send them, so they name a post TikTok pulled.
+_ADOPTING = frozenset({WebhookEventType.PUBLISH_COMPLETE, WebhookEventType.INBOX_DELIVERED,
+                       WebhookEventType.PUBLICLY_AVAILABLE})
+
+
+def _adopted(services: Services, event: WebhookEvent, kind: WebhookEventType) -> Post | str:
+    """The post an unknown publish_id belongs to, when exactly one is possible: the creator's one
+    unconfirmed post whose (PULL_FROM_URL) init's answer was lost. Else why it is ignored."""
+    unknown = f"ignored: no post has publish_id {event.publish_id}"
+    if kind not in _ADOPTING:
+        return unknown
+    try:
+        account = services.ledger.get_account_by_open_id(event.user_openid)
+    except AccountNotFound:
+        return unknown
+    waiting = [p for p in services.ledger.list_posts(account_name=account.name, states=[PostState.unconfirmed])
+               if p.publish_id is None and (p.error_message or "").startswith(PULL_INIT_LOST)]
+    if len(waiting) != 1:
+        return unknown + (f" ({len(waiting)} unconfirmed posts of {account.name} could be it: resolve them with "
+                          "`tiktok-pipeline posts resolve`)" if waiting else "")
+    try:
+        return services.ledger.adopt_publish_id(waiting[0], event.publish_id, message=(
+            f"TikTok's {event.event} names publish_id {event.publish_id}: the init whose answer was lost"),
+            data={"event": event.event})
+    except (IllegalTransition, DuplicatePost):  # settled or adopted meanwhile
+        return unknown
 
 
 def _settle(services: Services, post: Post, event: WebhookEvent, kind: WebhookEventType,

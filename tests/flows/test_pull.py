@@ -68,3 +68,31 @@ def test_a_lost_pull_init_answer_is_never_asked_again(pipeline, media, verified_
                           return_state=True)
     (same,) = rerun.result(raise_on_failure=False)
     assert same.post_id == result.post_id and len(pipeline.sandbox.posts()) == 1
+
+
+def test_tiktoks_webhook_settles_a_pull_post_whose_init_answer_was_lost(pipeline, media, verified_prefix) -> None:
+    """The webhook names a publish_id the ledger never heard of: the creator's one unconfirmed post
+    whose PULL_FROM_URL init went unanswered adopts it, and is published by the event."""
+    from tasks import runtime
+    from tests.publishing.test_tiktok_events import running_receiver, wait_for
+
+    with running_receiver(runtime.services()) as url:
+        pipeline.sandbox.set_webhook_url(url)
+        try:
+            pipeline.sandbox.add_fault("video_init", "lost_answer", times=1)
+            source = pipeline.upload(media.path("compliant"), "in/adopted.mp4")
+            state = publish_video(PublishRequest(source=source, accounts=["main"], caption="adopted",
+                                                 privacy_level="SELF_ONLY"), return_state=True)
+            (result,) = state.result(raise_on_failure=False)
+            assert result.state is PostState.unconfirmed
+            (posted,) = pipeline.sandbox.posts()
+            book = pipeline.ledger()
+            post = wait_for("published by the webhook", lambda: (p := book.get_post(result.post_id)).state
+                            is PostState.published and p)
+        finally:
+            pipeline.sandbox.set_webhook_url(None)
+    assert post.publish_id == posted["publish_id"]
+    kinds = [e.kind for e in book.post_events(post.id)]
+    assert "publish_id_adopted" in kinds
+    (attempt,) = book.init_attempts(post.id)
+    assert (attempt.outcome.value, attempt.publish_id) == ("answered", posted["publish_id"])

@@ -249,3 +249,22 @@ def test_the_upload_url_is_kept_encrypted_and_forgotten_once_the_upload_is_over(
     assert ledger.upload_url(post) is None
     assert "upload_url" not in stored_event_data()  # not even the ciphertext is kept
     assert [e.data for e in ledger.post_events(post.id) if e.kind == "transition"][-2]["chunk_size"] == 5
+
+
+def test_an_unconfirmed_post_adopts_the_publish_id_tiktok_names_later(ledger: Ledger) -> None:
+    connect(ledger)
+    post = ledger.reserve_slot(ready_post(ledger, "pulled"))
+    attempt = ledger.record_init_attempt(post)
+    ledger.mark_attempt_lost(attempt, "no answer; TikTok may be pulling it already")
+    post = ledger.transition(post, PostState.unconfirmed, message="unconfirmed: the PULL_FROM_URL init's answer was lost")
+    adopted = ledger.adopt_publish_id(post, "v_pub_named_later", message="named by a webhook", data={"event": "x"})
+    assert (adopted.state, adopted.publish_id) == (PostState.unconfirmed, "v_pub_named_later")
+    (answered,) = ledger.init_attempts(post.id)
+    assert (answered.outcome, answered.publish_id) == (AttemptOutcome.answered, "v_pub_named_later")
+    assert ledger.get_post_by_publish_id("v_pub_named_later").id == post.id
+    with pytest.raises(IllegalTransition, match="only an unconfirmed post without a publish_id"):
+        ledger.adopt_publish_id(post, "v_pub_other", message="again")
+    other = ledger.transition(ledger.reserve_slot(ready_post(ledger, "other")), PostState.unconfirmed, message="lost")
+    with pytest.raises(DuplicatePost, match="v_pub_named_later"):
+        ledger.adopt_publish_id(other, "v_pub_named_later", message="the same id")
+    assert ledger.get_post(other.id).publish_id is None
