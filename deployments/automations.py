@@ -73,9 +73,23 @@ def crash_detection() -> Automation:
     )
 
 
+def _sets_sorted(value: Any) -> Any:
+    """`value` with every list of strings sorted: the trigger's `after`, `expect` and `for_each` are
+    sets, serialized in an order that differs from process to process (string hashing)."""
+    if isinstance(value, dict):
+        return {key: _sets_sorted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_sets_sorted(item) for item in value]
+        return sorted(items) if all(isinstance(item, str) for item in items) else items
+    return value
+
+
 def _definition(automation: AutomationCore) -> dict[str, Any]:
-    """What makes two automations the same, whatever their ids and server-side fields."""
-    return AutomationCore.model_validate(automation.model_dump(exclude={"id", "owner_resource"})).model_dump(mode="json")
+    """What makes two automations the same, whatever their ids and server-side fields. An automation
+    is only updated when this differs: updating one resets its trigger, which then forgets the
+    heartbeats it saw, so a run killed just before a `setup` would never be marked Crashed."""
+    core = AutomationCore.model_validate(automation.model_dump(exclude={"id", "owner_resource"}))
+    return _sets_sorted(core.model_dump(mode="json"))
 
 
 def ensure_automation(wanted: Automation) -> Change:

@@ -135,3 +135,18 @@ def test_every_deployment_is_watched_and_every_publishing_one_is_retried_at_once
         assert flow_name in PUBLISHING_FLOWS or deployment["schedules"], f"{name}: crashed runs would never run again"
 
 
+
+
+def test_the_crash_detection_reads_the_same_in_every_process() -> None:
+    """Its trigger's `expect` and `after` are sets, serialized in an order that follows the process's
+    string hashing. Compared as serialized, setup found the automation changed and updated it (which
+    resets its trigger: a run killed just before a `make up` was never marked Crashed)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from deployments.automations import crash_detection, _definition; "
+            "print(json.dumps(_definition(crash_detection()), sort_keys=True))")
+    seen = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                           capture_output=True, text=True, check=True).stdout for seed in range(6)}
+    assert len(seen) == 1

@@ -38,11 +38,17 @@ class PausedRun:
 
     def wait_paused(self, pause: int = 1, timeout: float = 180) -> UUID:
         """The run's id once it waits on review number `pause` (its form saved)."""
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+        from prefect.client.schemas.objects import StateType
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
                 assert self.thread.is_alive() or self.state is not None
-                for run in client.read_flow_runs(limit=20):
+                # The test server is shared by the tests of this process: the newest paused run is this one.
+                for run in client.read_flow_runs(flow_run_filter=paused, sort=FlowRunSort.START_TIME_DESC, limit=5):
                     if run.state and run.state.is_paused() and run.state.state_details.pause_key == f"review-{pause}":
                         keyset = run.state.state_details.run_input_keyset
                         try:

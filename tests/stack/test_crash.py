@@ -174,6 +174,9 @@ def test_a_killed_publish_run_ends_crashed_and_its_retry_publishes_the_object_on
     assert len(killed) >= 2, f"expected the worker and its flow-run process, killed {killed}"
 
     up_output = stack.up()  # `make up` again: starts a new worker, leaves the rest running
+    # Its setup leaves the crash detection as it is: an update would reset the trigger, which would then
+    # never see this run's last heartbeat, nor mark it Crashed.
+    assert f"crash detection: automation {CRASH_AUTOMATION_NAME!r} unchanged" in up_output, up_output
     try:
         crashed = stack.api.wait_for_run(run["id"], timeout=CRASH_TIMEOUT, states={"CRASHED", "COMPLETED", "FAILED"})
     except AssertionError as exc:
@@ -194,9 +197,12 @@ def test_a_killed_publish_run_ends_crashed_and_its_retry_publishes_the_object_on
     assert "transcode" in subflow_task_names(stack, run["id"])
     assert "transcode" not in subflow_task_names(stack, retry["id"])
     (retried_subflow,) = stack.api.flow_runs(parent_flow_run_id={"any_": [retry["id"]]})
-    poll("the retry's log saying it resumed with the kept media (logs reach the server after the state)",
-         lambda: any("resumes with the media kept at init" in line and "not transcoded again" in line
-                     for line in stack.api.logs(retried_subflow["id"])), timeout=60)
+    try:
+        poll("the retry's log saying it resumed with the kept media (logs reach the server after the state)",
+             lambda: any("resumes with the media kept at init" in line and "not transcoded again" in line
+                         for line in stack.api.logs(retried_subflow["id"])), timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the retry's subflow logged:\n" + "\n".join(stack.api.logs(retried_subflow["id"]))) from None
 
     # The cleanup run that retried it was started by the crash, not by its half-hourly schedule.
     cleanups = [r for r in stack.api.flow_runs(deployment_id={"any_": [stack.api.deployment("cleanup/cleanup")["id"]]})
