@@ -81,6 +81,24 @@ def state_of(services: Services, post_id: int) -> PostState:
     return services.ledger.get_post(post_id).state
 
 
+def queued_without_receiver(services: Services, sandbox, clip) -> tuple[Any, dict[str, Any]]:
+    """A post uploaded while the callback URL answers nobody: its complete event, as the sandbox keeps it."""
+    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")
+    try:
+        result, _ = uploaded_post(services, clip)
+        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
+    finally:
+        sandbox.set_webhook_url(None)
+    return result, sent
+
+
+def stored_but_not_applied(services: Services, sandbox, clip):
+    """(the post, its complete event stored by `accept_delivery`, as a receiver does before its 200)."""
+    result, sent = queued_without_receiver(services, sandbox, clip)
+    stored, _, _ = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+    return result, stored
+
+
 def test_a_post_is_settled_by_its_webhook_without_polling(services, sandbox, receiver, clip) -> None:
     result, _ = uploaded_post(services, clip)
     wait_for("the post published by webhook", lambda: state_of(services, result.post_id) is PostState.published)
@@ -212,12 +230,7 @@ def test_an_event_stored_but_not_applied_is_applied_after_a_restart(services, sa
     """A receiver that stored a delivery (and answered 200) but stopped before applying it: the next
     start's `apply_pending` applies it. The delivery is the sandbox's own, signed body; no receiver
     listens at the URL, so the sandbox keeps it."""
-    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")
-    try:
-        result, _ = uploaded_post(services, clip)
-        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
-    finally:
-        sandbox.set_webhook_url(None)
+    result, sent = queued_without_receiver(services, sandbox, clip)
     stored, event, fresh = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
     assert fresh and stored.applied_at is None and event.publish_id == result.publish_id
     assert state_of(services, result.post_id) is PostState.uploaded
@@ -231,12 +244,7 @@ def test_an_event_stored_but_not_applied_is_applied_after_a_restart(services, sa
 def test_each_applied_webhook_is_one_prefect_event_about_its_post(services, sandbox, clip) -> None:
     from publishing.tiktok_events import apply_stored, prefect_event
 
-    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")  # nobody there: the sandbox keeps it
-    try:
-        result, _ = uploaded_post(services, clip)
-        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
-    finally:
-        sandbox.set_webhook_url(None)
+    result, sent = queued_without_receiver(services, sandbox, clip)
     stored, _, _ = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
     fields = prefect_event(stored, apply_stored(services, stored))
     assert fields["event"] == "tiktok.webhook.post.publish.complete"
@@ -315,13 +323,7 @@ def test_the_serve_command_refuses_to_start_without_the_client_secret(services, 
 def test_the_list_command_shows_what_was_received_newest_first(services, sandbox, clip) -> None:
     import json
 
-    sandbox.set_webhook_url(f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}")  # nobody there: the sandbox keeps it
-    try:
-        result, _ = uploaded_post(services, clip)
-        (sent,) = wait_for("the event queued", lambda: deliveries(sandbox, "post.publish.complete"))
-    finally:
-        sandbox.set_webhook_url(None)
-    stored, _, _ = accept_delivery(services, sent["raw_body"].encode(), sent["signature"])
+    result, stored = stored_but_not_applied(services, sandbox, clip)
 
     def listed(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "deployments.cli", "webhooks", "list", *args],
