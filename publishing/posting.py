@@ -931,6 +931,9 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
             if isinstance(claimed, PublishResult):
                 return claimed
             post = claimed
+            # While this run waited for the lease, the runner holding it may have taken the post further,
+            # even one this run created: from here on it is an existing post like any other.
+            created = created and post.state in BEFORE_INIT_STATES
         try:
             result = _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
                                    still_running=still_running, schedule=schedule, log=log, sleep=sleep,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -24,6 +25,11 @@ WEBHOOK_PATH = "/tiktok/webhooks"
 SIGNATURE_HEADER = "TikTok-Signature"
 
 OnApplied = Callable[[ReceivedEvent, EventOutcome], None]
+
+#: Waits before applying a stored event again when applying it failed (a busy or unreachable ledger).
+APPLY_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+#: How often the receiver applies what is stored but not applied yet.
+PENDING_SWEEP_SECONDS = 30.0
 
 
 class _TooLarge(Exception):
@@ -46,16 +52,39 @@ def receiver_app(services: Services, *, on_applied: OnApplied | None = None) -> 
     # sent together) would otherwise both start from the same state. The service layer keeps the
     # ledger right across processes too; this keeps each event's recorded outcome exact.
     applying = threading.Lock()
+    stopping = threading.Event()
 
     def apply(stored: ReceivedEvent) -> None:
-        try:
-            with applying:
-                outcome = apply_stored(services, services.ledger.get_received_event(stored.id))
-        except Exception:  # stored, not applied: `apply_pending` applies it on the next start
-            _LOG.exception("TikTok %s (stored event %d) could not be applied yet", stored.event, stored.id)
-            return
+        for attempt, pause in enumerate((*APPLY_RETRY_DELAYS, None), start=1):
+            try:
+                with applying:
+                    outcome = apply_stored(services, services.ledger.get_received_event(stored.id))
+                break
+            except Exception as exc:  # e.g. a ledger busy with other writers: stored, applied later
+                if pause is None or stopping.is_set():
+                    _LOG.exception("TikTok %s (stored event %d) could not be applied yet; the receiver's sweep "
+                                   "applies it", stored.event, stored.id)
+                    return
+                _LOG.warning("TikTok %s (stored event %d) could not be applied (%s), attempt %d: again in %.1f s",
+                             stored.event, stored.id, exc, attempt, pause)
+                stopping.wait(pause)
         if on_applied is not None:
             on_applied(stored, outcome)
+
+    def sweep() -> None:
+        """Apply what is stored but not applied (an apply that kept failing, another receiver's leftovers)."""
+        while not stopping.wait(PENDING_SWEEP_SECONDS):
+            try:
+                pending = services.ledger.received_events(pending_only=True)
+            except Exception as exc:
+                _LOG.warning("could not read the TikTok webhooks waiting to be applied: %s", exc)
+                continue
+            for stored in pending:
+                apply(stored)
+
+    def start_sweep() -> None:
+        stopping.clear()
+        threading.Thread(target=sweep, name="tiktok-webhooks-sweep", daemon=True).start()
 
     async def receive(request: Request) -> JSONResponse:
         try:
@@ -79,4 +108,13 @@ def receiver_app(services: Services, *, on_applied: OnApplied | None = None) -> 
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    return Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"]), Route("/healthz", health)])
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        start_sweep()
+        try:
+            yield
+        finally:
+            stopping.set()
+
+    return Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"]), Route("/healthz", health)],
+                     lifespan=lifespan)

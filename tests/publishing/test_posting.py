@@ -160,6 +160,36 @@ def test_a_second_runner_of_a_claimed_post_sends_nothing_and_returns_the_owners_
     assert kinds.count("init_attempt") == 1 and "claimed" in kinds and "claim_released" in kinds
 
 
+def test_the_runner_that_created_a_post_but_lost_its_lease_reports_the_other_runners_outcome(
+    services: Services, clip, sandbox, monkeypatch
+) -> None:
+    """Run B records the post, run A claims it first (both started at once) and publishes it while B
+    waits: B then holds a post it created but that went further, and reports it (it used to reserve a
+    slot for it and fail it: `cannot go from published to failed`)."""
+    from publishing import posting
+
+    source, prepared = clip
+    request = _request()
+    check = check_creator(services, "main", request)
+    opened = posting.open_post
+
+    def a_claims_first(*args, **kwargs):
+        post, created = opened(*args, **kwargs)
+        services.ledger.claim_post(post, "run-A", posting.claim_lease(services))
+        return post, created
+
+    monkeypatch.setattr(posting, "open_post", a_claims_first)
+
+    def a_publishes_while_b_waits(seconds: float) -> None:
+        monkeypatch.setattr(posting, "open_post", opened)
+        first = init_post(services, request, check, source, prepared, owner="run-A")
+        poll_status(services, upload(services, first, prepared, owner="run-A"), check.username, owner="run-A")
+
+    second = init_post(services, request, check, source, prepared, owner="run-B", sleep=a_publishes_while_b_waits)
+    assert second.state is PostState.published and second.reused
+    assert len(sandbox.posts()) == 1
+
+
 def test_a_runner_that_died_after_init_is_taken_over_once_its_lease_lapses(
     services: Services, clip, sandbox, clock
 ) -> None:

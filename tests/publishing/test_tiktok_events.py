@@ -337,3 +337,32 @@ def test_the_list_command_shows_what_was_received_newest_first(services, sandbox
     assert listed("--pending").stdout.strip() == "no TikTok webhooks match"
     refused = listed("--limit", "0")
     assert refused.returncode == 2 and "--limit must be 1 or more" in refused.stderr
+
+
+@pytest.mark.parametrize("failures", [2, 6])
+def test_an_event_the_ledger_could_not_apply_is_applied_again(services, sandbox, clip, monkeypatch, failures) -> None:
+    """Applying fails (a ledger busy with other writers): tried again after a pause (2 failures), and
+    when every try failed, by the receiver's sweep of what is stored but not applied (6 failures)."""
+    from deployments.tiktok_webhooks import _app
+    from ledger import DatabaseUnavailable
+
+    monkeypatch.setattr(_app, "APPLY_RETRY_DELAYS", (0.1, 0.1, 0.1, 0.1))
+    monkeypatch.setattr(_app, "PENDING_SWEEP_SECONDS", 0.5)
+    real, calls = _app.apply_stored, []
+
+    def busy_at_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise DatabaseUnavailable("database is locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_app, "apply_stored", busy_at_first)
+    with running_receiver(services) as url:
+        sandbox.set_webhook_url(url)
+        try:
+            result, _ = uploaded_post(services, clip)
+            wait_for("published once the ledger takes it",
+                     lambda: state_of(services, result.post_id) is PostState.published)
+        finally:
+            sandbox.set_webhook_url(None)
+    assert len(calls) > failures  # the sweep may try beside the retries: the lock keeps them one at a time

@@ -125,5 +125,6 @@ def test_an_s3_upload_under_the_review_prefix_is_posted_as_chosen_in_the_prefect
         assert received.outcome == f"post {post.id}: processing -> published"
     finally:
         book.engine.dispose()
-    assert any("told by TikTok's webhook" in line for line in stack.api.logs(paused["id"]))
+    _poll("the poll task's log saying the webhook told it", lambda: any(
+        "told by TikTok's webhook" in line for line in stack.api.logs(paused["id"])), timeout=60)
     assert httpx.get(f"{stack.sandbox_url}/_sandbox/webhook", timeout=10).json()["url"] == up.webhooks_url(stack.ports)

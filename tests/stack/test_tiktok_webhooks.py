@@ -45,7 +45,9 @@ def test_a_posts_final_state_arrives_by_tiktoks_webhook(prefect_stack: Stack) ->
     assert run["state"]["message"] == "1 account done — main: published"
 
     # The run's poll task ended on the webhook (the safety-net fetch is TIKTOK_WEBHOOKS_POLL_INTERVAL away).
-    told = [line for line in stack.api.logs(run["id"]) if "told by TikTok's webhook" in line]
+    # (Logs reach the server in batches, after the run's final state.)
+    told = _eventually("the poll task's log", lambda: [line for line in stack.api.logs(run["id"])
+                                                        if "told by TikTok's webhook" in line])
     assert len(told) == 1, stack.api.logs(run["id"])
     (post,) = [p for p in stack.sandbox_posts() if p["post_info"]["title"] == caption]
     publish_id = post["publish_id"]
