@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -45,8 +45,12 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def receiver_app(services: Services, *, on_applied: OnApplied | None = None) -> Starlette:
-    """The receiver over `services`; `on_applied` is called after each event is applied (e.g. to emit events)."""
+def receiver_app(services: Services, *, on_applied: OnApplied | None = None,
+                 retry_delays: Sequence[float] = APPLY_RETRY_DELAYS, sweep_every: float = PENDING_SWEEP_SECONDS
+                 ) -> Starlette:
+    """The receiver over `services`; `on_applied` is called after each event is applied (e.g. to emit
+    events). An apply the ledger refused is tried again after each of `retry_delays`; what is stored
+    but not applied is applied every `sweep_every` seconds."""
 
     # One event at a time in this process: two deliveries of one post (complete and publicly_available
     # sent together) would otherwise both start from the same state. The service layer keeps the
@@ -55,7 +59,7 @@ def receiver_app(services: Services, *, on_applied: OnApplied | None = None) -> 
     stopping = threading.Event()
 
     def apply(stored: ReceivedEvent) -> None:
-        for attempt, pause in enumerate((*APPLY_RETRY_DELAYS, None), start=1):
+        for attempt, pause in enumerate((*retry_delays, None), start=1):
             try:
                 with applying:
                     outcome = apply_stored(services, services.ledger.get_received_event(stored.id))
@@ -73,7 +77,7 @@ def receiver_app(services: Services, *, on_applied: OnApplied | None = None) -> 
 
     def sweep() -> None:
         """Apply what is stored but not applied (an apply that kept failing, another receiver's leftovers)."""
-        while not stopping.wait(PENDING_SWEEP_SECONDS):
+        while not stopping.wait(sweep_every):
             try:
                 pending = services.ledger.received_events(pending_only=True)
             except Exception as exc:

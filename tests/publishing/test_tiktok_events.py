@@ -30,10 +30,11 @@ from sandbox import free_port
 
 
 @contextmanager
-def running_receiver(services: Services) -> Iterator[str]:
-    """The receiver app under uvicorn on a free loopback port, in a thread; its webhook URL."""
+def running_receiver(services: Services, **options: Any) -> Iterator[str]:
+    """The receiver app (with `options`) under uvicorn on a free loopback port, in a thread; its webhook URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver_app(services), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(receiver_app(services, **options), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -343,21 +344,18 @@ def test_the_list_command_shows_what_was_received_newest_first(services, sandbox
 def test_an_event_the_ledger_could_not_apply_is_applied_again(services, sandbox, clip, monkeypatch, failures) -> None:
     """Applying fails (a ledger busy with other writers): tried again after a pause (2 failures), and
     when every try failed, by the receiver's sweep of what is stored but not applied (6 failures)."""
-    from deployments.tiktok_webhooks import _app
     from ledger import DatabaseUnavailable
 
-    monkeypatch.setattr(_app, "APPLY_RETRY_DELAYS", (0.1, 0.1, 0.1, 0.1))
-    monkeypatch.setattr(_app, "PENDING_SWEEP_SECONDS", 0.5)
-    real, calls = _app.apply_stored, []
+    real, calls = services.ledger.get_received_event, []
 
-    def busy_at_first(*args, **kwargs):
-        calls.append(1)
+    def busy_at_first(event_id: int):
+        calls.append(event_id)
         if len(calls) <= failures:
             raise DatabaseUnavailable("database is locked")
-        return real(*args, **kwargs)
+        return real(event_id)
 
-    monkeypatch.setattr(_app, "apply_stored", busy_at_first)
-    with running_receiver(services) as url:
+    monkeypatch.setattr(services.ledger, "get_received_event", busy_at_first)
+    with running_receiver(services, retry_delays=(0.1, 0.1, 0.1, 0.1), sweep_every=0.5) as url:
         sandbox.set_webhook_url(url)
         try:
             result, _ = uploaded_post(services, clip)
