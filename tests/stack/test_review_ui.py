@@ -21,6 +21,7 @@ import boto3
 import httpx
 
 from deployments import up
+from deployments.automations import CRASH_AFTER
 from ledger import Ledger, PostState
 from tests.plugins.prefect_server import Stack
 from tests.stack.browser import browser_page, choose, form_field, needs_chromium
@@ -70,6 +71,10 @@ def test_an_s3_upload_under_the_review_prefix_is_posted_as_chosen_in_the_prefect
         r for r in stack.api.flow_runs(parent_flow_run_id={"any_": [run["id"]]})
         if r["state"] and r["state"]["type"] == "PAUSED"], timeout=300)
     assert not [p for p in stack.sandbox_posts() if tag in (p.get("post_info") or {}).get("title", "")]
+    # A review takes longer than the crash detection's silence: the paused run's process keeps sending
+    # heartbeats, so the run is still Paused (not Crashed) after CRASH_AFTER and a margin.
+    time.sleep(CRASH_AFTER.total_seconds() + 15)
+    assert stack.api.flow_run(paused["id"])["state"]["type"] == "PAUSED"
 
     caption = f"Reviewed in the Prefect UI {tag} #composer"
     with browser_page(height=2600) as page:
