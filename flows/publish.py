@@ -192,8 +192,9 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
         checks = {name: check for name, (_, check, _) in reviewed.items()}
         requests = {name: account_request for name, (account_request, _, _) in reviewed.items()}
         keys |= {name: key for name, (_, _, key) in reviewed.items()}
-    pull_urls = _staged(settings, checks, media_for, results, request, source, keys)
-    checks = {name: check for name, check in checks.items() if name not in results}
+    pull_urls, unstaged = _staged(settings, checks, media_for, request, source, keys)
+    results |= unstaged
+    checks = {name: check for name, check in checks.items() if name not in unstaged}
     chains = {}
     upload_, poll_ = with_retries(upload, settings), with_retries(poll_status, settings)
     for name, check in checks.items():
@@ -207,15 +208,15 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
 
 
 def _staged(settings: Settings, checks: Mapping[str, CreatorCheck], media_for: Mapping[str, PreparedMedia],
-            results: dict[str, PublishResult], request: PublishRequest, source: FetchedSource,
-            post_keys: Mapping[str, str]) -> dict[str, str]:
-    """With a verified URL prefix, each prepared video written there once: its pull URL per account
-    (a fan-out to N accounts sends the bytes once, to S3). Media an earlier run kept for an upload it
-    began is not staged: that upload resumes. A staging that fails fails the accounts it was for
-    (`results` gets them)."""
-    if pull_location(settings) is None:
-        return {}
+            request: PublishRequest, source: FetchedSource, post_keys: Mapping[str, str]
+            ) -> tuple[dict[str, str], dict[str, PublishResult]]:
+    """With a verified URL prefix, each prepared video written there once: (its pull URL per account,
+    the failed results of the accounts whose staging failed). A fan-out to N accounts sends the bytes
+    once, to S3. Media an earlier run kept for an upload it began is not staged: that upload resumes."""
     urls: dict[str, str] = {}
+    failed: dict[str, PublishResult] = {}
+    if pull_location(settings) is None:
+        return urls, failed
     by_media: dict[str, list[str]] = {}
     for name in checks:
         media = media_for.get(name)
@@ -225,11 +226,11 @@ def _staged(settings: Settings, checks: Mapping[str, CreatorCheck], media_for: M
     for names in by_media.values():
         staged = stage(media_for[names[0]], return_state=True)
         if (failure := _failure("stage-for-pull", staged)) is not None:
-            results |= _record(settings, request, dict.fromkeys(names, failure), source, post_keys,
-                               {name: checks[name].nickname for name in names})
+            failed |= _record(settings, request, dict.fromkeys(names, failure), source, post_keys,
+                              {name: checks[name].nickname for name in names})
             continue
         urls |= dict.fromkeys(names, staged.result())
-    return urls
+    return urls, failed
 
 
 def _review(settings: Settings, request: PublishRequest, checks: Mapping[str, CreatorCheck], source: FetchedSource,

@@ -50,6 +50,7 @@ from ledger import (
     DatabaseUnavailable,
     IllegalTransition,
     Post,
+    PostEvent,
     PostNotFound,
     PostState,
     PublishMode,
@@ -526,19 +527,28 @@ def record_failures(services: Services, request: PublishRequest, failures: Mappi
 # --- what init announced -------------------------------------------------------------------------
 
 
-def init_record(services: Services, post_id: int) -> InitRecord | None:
-    """The post's latest `initialized` event as an InitRecord; None when it has none (or a foreign one)."""
+def _init_event(services: Services, post_id: int) -> PostEvent | None:
+    """The post's latest transition into `initialized` that says what init announced (notes and
+    claim events on an initialized post stay in its state)."""
     for event in reversed(services.ledger.post_events(post_id)):
-        # The transition into `initialized` (notes and claim events on an initialized post stay in its state).
         if event.to_state is PostState.initialized and event.from_state is not PostState.initialized and event.data:
-            data = event.data
-            if not data.get("media_sha256") or not data.get("chunk_size"):
-                return None
-            return InitRecord(at=event.at, publish_id=data.get("publish_id"), upload_url=services.ledger.upload_url(post_id),
-                              chunk_size=int(data["chunk_size"]), size=int(data["media_size"]),
-                              sha256=str(data["media_sha256"]), duration=float(data.get("media_duration") or 0.0),
-                              flow_run_id=data.get("flow_run_id"))
+            return event
     return None
+
+
+def init_record(services: Services, post_id: int) -> InitRecord | None:
+    """The post's latest `initialized` event as an InitRecord; None when it has none (or a foreign one,
+    or a PULL_FROM_URL init, which announced no upload)."""
+    event = _init_event(services, post_id)
+    if event is None:
+        return None
+    data = event.data
+    if not data.get("media_sha256") or not data.get("chunk_size"):
+        return None
+    return InitRecord(at=event.at, publish_id=data.get("publish_id"), upload_url=services.ledger.upload_url(post_id),
+                      chunk_size=int(data["chunk_size"]), size=int(data["media_size"]),
+                      sha256=str(data["media_sha256"]), duration=float(data.get("media_duration") or 0.0),
+                      flow_run_id=data.get("flow_run_id"))
 
 
 def kept_media_in_use(services: Services) -> set[str]:
@@ -900,10 +910,8 @@ def _pulling(services: Services, post: Post, url: str) -> Post:
 
 def pull_url_of(services: Services, post: Post) -> str | None:
     """The URL an initialized post's init told TikTok to pull its video from (None: FILE_UPLOAD)."""
-    for event in reversed(services.ledger.post_events(post.id)):
-        if event.to_state is PostState.initialized and event.from_state is not PostState.initialized:
-            return (event.data or {}).get("pull_url")
-    return None
+    event = _init_event(services, post.id)
+    return event.data.get("pull_url") if event is not None else None
 
 
 def init_post(services: Services, request: PublishRequest, check: CreatorCheck, source: FetchedSource,

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from ledger import BEFORE_INIT_STATES, Post, PostNotFound, PostState, PublishMode
 from publishing._keys import post_idempotency_key, request_json
 from publishing._models import PublishRequest
-from publishing.posting import CreatorCheck, PreparedMedia, open_post
+from publishing.posting import CreatorCheck, PreparedMedia, open_post, post_info_of
 from publishing.services import Services
 from publishing.sources import FetchedSource
 from tiktok import MAX_CAPTION_UTF16, CreatorInfo, apply_creator_rules
@@ -243,8 +243,6 @@ def reviewed_request(request: PublishRequest, check: CreatorCheck, answer: Mappi
 def recheck(check: CreatorCheck, request: PublishRequest) -> CreatorCheck:
     """The account's check for the reviewed request: the PostInfo sent is the one the reviewer chose,
     under the creator's rules (a disabled interaction stays disabled)."""
-    from publishing.posting import post_info_of
-
     if request.mode is PublishMode.inbox or check.creator is None:
         return check
     checked = apply_creator_rules(post_info_of(request), creator_of(check))
