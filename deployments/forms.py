@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: The flow whose deployments carry the form (prefect.yaml's publish-video, the examples' publish-rendered-video).
 PUBLISH_FLOW = "publish-video"
+#: Every flow whose `request.accounts` offers the connected accounts: the videos' and the photos'.
+FORM_FLOWS = (PUBLISH_FLOW, "publish-photos")
 HOW_TO_UPDATE = "run `tiktok-pipeline setup` against your Prefect server to update it"
 
 
@@ -44,10 +46,13 @@ class FormUpdate:
         """For people: what the forms offer now, or why they were not updated."""
         offered = ", ".join(self.accounts) if self.accounts else "no account (names are typed in)"
         lines = []
-        if self.updated:
-            lines.append(f"publish form updated ({', '.join(self.updated)}): accounts offered: {offered}")
-        if self.unchanged:
-            lines.append(f"publish form already current ({', '.join(self.unchanged)}): accounts offered: {offered}")
+        for flow in FORM_FLOWS:  # a line per flow: its deployments share its form
+            updated = [label for label in self.updated if label.startswith(f"{flow}/")]
+            unchanged = [label for label in self.unchanged if label.startswith(f"{flow}/")]
+            if updated:
+                lines.append(f"publish form updated ({', '.join(updated)}): accounts offered: {offered}")
+            if unchanged:
+                lines.append(f"publish form already current ({', '.join(unchanged)}): accounts offered: {offered}")
         if not (self.updated or self.unchanged or self.problems):
             lines.append(f"publish form: no {PUBLISH_FLOW} deployment on the Prefect server yet; after `prefect "
                          f"deploy`, {HOW_TO_UPDATE} with the connected accounts")
@@ -67,7 +72,7 @@ def _api(api_url: str | None) -> Iterator[None]:
 
 
 def update_publish_forms(accounts: Sequence[str], *, api_url: str | None = None) -> FormUpdate:
-    """Offer exactly `accounts` in the form of every publish-video deployment on the server.
+    """Offer exactly `accounts` in the form of every publish-video and publish-photos deployment on the server.
 
     The server is PREFECT_API_URL (or the active profile's), or `api_url`. Never raises for an
     unconfigured, unreachable or refusing server: see `FormUpdate.problems`.
@@ -91,9 +96,10 @@ def _write_choices(names: list[str]) -> FormUpdate:
 
     result = FormUpdate(names)
     with get_client(sync_client=True) as client:
-        found = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])))
-        for deployment in sorted(found, key=lambda d: d.name):
-            label = f"{PUBLISH_FLOW}/{deployment.name}"
+        found = [(flow, deployment) for flow in FORM_FLOWS for deployment in sorted(
+            client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow]))), key=lambda d: d.name)]
+        for flow, deployment in found:
+            label = f"{flow}/{deployment.name}"
             schema = deployment.parameter_openapi_schema or {}
             try:
                 wanted = with_account_choices(schema, names)

@@ -64,7 +64,7 @@ from tiktok_pipeline.settings import Settings
 from transcode import Policy
 
 
-def _run_id() -> str:
+def current_run_id() -> str:
     context = get_run_context()
     return str(context.flow_run.id) if getattr(context, "flow_run", None) else f"local-{time.time_ns()}"
 
@@ -83,7 +83,7 @@ def _outcome(future: PrefectFuture) -> object:
     return None
 
 
-def _failure(step: str, state: State) -> StepFailure | None:
+def step_failure(step: str, state: State) -> StepFailure | None:
     """None when the task's state is Completed; else why it stopped."""
     if state.is_completed():
         return None
@@ -131,7 +131,7 @@ def _check_creators(settings: Settings, request: PublishRequest, accounts: Seque
     failed: dict[str, StepFailure] = {}
     for name, future in futures.items():
         future.wait()
-        failure = _failure("check-creator", future.state)
+        failure = step_failure("check-creator", future.state)
         if failure is None:
             checks[name] = future.result()
         else:
@@ -160,7 +160,7 @@ def _timed(step: str, started: float) -> StepTiming:
 def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping[str, str], work_dir: Path
                  ) -> tuple[dict[str, PublishResult], list[StepTiming], FetchedSource | None]:
     checked = with_retries(preflight, settings)(request, return_state=True)
-    if (failure := _failure("preflight", checked)) is not None:
+    if (failure := step_failure("preflight", checked)) is not None:
         return _record(settings, request, dict.fromkeys(request.accounts, failure), None, post_keys), [], None
     unknown: dict[str, StepFailure] = checked.result()  # accounts not connected: no ledger row, the fix named
     results = {name: unrecorded_failure(name, request.mode, why) for name, why in unknown.items()}
@@ -169,7 +169,7 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
         return results, [], None
     started = time.monotonic()
     fetched = with_retries(ingest, settings)(request.source, str(work_dir), Policy().max_bytes, return_state=True)
-    if (failure := _failure("ingest", fetched)) is not None:
+    if (failure := step_failure("ingest", fetched)) is not None:
         failed = _record(settings, request, dict.fromkeys(connected, failure), None, post_keys)
         return results | failed, [_timed("ingest", started)], None
     source: FetchedSource = fetched.result()
@@ -225,7 +225,7 @@ def _staged(settings: Settings, checks: Mapping[str, CreatorCheck], media_for: M
     stage = with_retries(stage_for_pull, settings)
     for names in by_media.values():
         staged = stage(media_for[names[0]], return_state=True)
-        if (failure := _failure("stage-for-pull", staged)) is not None:
+        if (failure := step_failure("stage-for-pull", staged)) is not None:
             failed |= _record(settings, request, dict.fromkeys(names, failure), source, post_keys,
                               {name: checks[name].nickname for name in names})
             continue
@@ -245,7 +245,7 @@ def _review(settings: Settings, request: PublishRequest, checks: Mapping[str, Cr
     failed: dict[str, StepFailure] = {}
     for name, future in futures.items():
         future.wait()
-        if (failure := _failure("open-for-review", future.state)) is None:
+        if (failure := step_failure("open-for-review", future.state)) is None:
             tickets[name] = future.result()
         else:
             failed[name] = failure
@@ -304,7 +304,7 @@ def _prepare(settings: Settings, request: PublishRequest, checks: Mapping[str, C
     limits = [checks[name].max_duration_s for name in plan.needed if checks[name].max_duration_s]
     max_duration = float(min(limits)) if limits else Policy().max_duration
     prepared = with_retries(prepare_media, settings)(str(source.path), str(work_dir), request, max_duration, Policy().max_bytes, return_state=True)
-    if (failure := _failure("transcode", prepared)) is not None:
+    if (failure := step_failure("transcode", prepared)) is not None:
         nicknames = {name: checks[name].nickname for name in plan.needed}
         return media_for, _record(settings, request, dict.fromkeys(plan.needed, failure), source, post_keys, nicknames), []
     media: PreparedMedia = prepared.result()
@@ -341,7 +341,7 @@ def publish(request: PublishRequest, post_keys: Mapping[str, str] | None = None,
     if not due:
         ordered = _scheduled(settings, request)
     else:
-        work_dir = make_work_dir(settings, _run_id())
+        work_dir = make_work_dir(settings, current_run_id())
         try:
             results, timings, source = _publish_due(settings, request, keys, work_dir)
         finally:

@@ -1,6 +1,8 @@
 """The service layer, without Prefect: what a caller asks for, what it gets back, and the rules between.
 
     request = PublishRequest(source="s3://media/clip.mp4", accounts=["brand"], privacy_level="SELF_ONLY")
+    photos = PhotoPostRequest(images=["s3://media/1.jpg", "s3://media/2.jpg"], accounts=["brand"],
+                              title="Two", privacy_level="SELF_ONLY")   # the publish-photos flow's
     result: PublishResult  # one per account
     verdict(results)       # Verdict(ok, message): the run's state and the message naming what failed
 """
@@ -23,9 +25,11 @@ from publishing._models import (
     SourceAction,
     StepTiming,
 )
+from publishing._photo_models import PhotoPostRequest
 from publishing._names import (
     accounts_label,
     deferred_run_name,
+    photo_run_name,
     publish_run_name,
     release_run_name,
     s3_object_run_name,
@@ -51,6 +55,7 @@ __all__ = [
     "TIMED_STEPS",
     "UNFETCHED_PREFIX",
     "CapPolicy",
+    "PhotoPostRequest",
     "PublishMode",
     "PublishRequest",
     "PublishResult",
@@ -66,6 +71,7 @@ __all__ = [
     "link_or_error",
     "post_description",
     "post_idempotency_key",
+    "photo_run_name",
     "post_markdown",
     "publish_run_name",
     "release_run_name",

@@ -67,6 +67,25 @@ def _account_name(value: str) -> str:
 
 AccountName = Annotated[str, AfterValidator(_account_name)]
 
+
+def commercial_label(brand_content: bool, brand_organic: bool) -> str | None:
+    """The label TikTok shows on a post for its commercial-content disclosure (content-sharing guidelines)."""
+    if brand_content:
+        return "Paid partnership"
+    if brand_organic:
+        return "Promotional content"
+    return None
+
+
+def unique_accounts(value: list[str]) -> list[str]:
+    """A request's `accounts`: blank names dropped, at least one left, none twice."""
+    cleaned = [a.strip() for a in value if a.strip()]
+    if not cleaned:
+        raise ValueError("at least one account name is required")
+    if len(set(cleaned)) != len(cleaned):
+        raise ValueError(f"an account is listed twice: {cleaned}")
+    return cleaned
+
 #: States in which a post has ended well for the caller.
 SUCCESS_STATES = frozenset({PostState.published, PostState.sent_to_inbox})
 
@@ -128,12 +147,7 @@ class PublishRequest(BaseModel):
     @field_validator("accounts")
     @classmethod
     def _unique_accounts(cls, value: list[str]) -> list[str]:
-        cleaned = [a.strip() for a in value if a.strip()]
-        if not cleaned:
-            raise ValueError("at least one account name is required")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError(f"an account is listed twice: {cleaned}")
-        return cleaned
+        return unique_accounts(value)
 
     @field_validator("source", "move_prefix")
     @classmethod
@@ -162,13 +176,14 @@ class PublishRequest(BaseModel):
         return self
 
     @property
+    def sources(self) -> list[str]:
+        """Where the media comes from (one video)."""
+        return [self.source]
+
+    @property
     def commercial_label(self) -> str | None:
         """The label TikTok shows for the disclosure chosen (content-sharing guidelines)."""
-        if self.brand_content_toggle:
-            return "Paid partnership"
-        if self.brand_organic_toggle:
-            return "Promotional content"
-        return None
+        return commercial_label(self.brand_content_toggle, self.brand_organic_toggle)
 
 
 class StepTiming(BaseModel):

@@ -83,6 +83,13 @@ def publish_run_name(source: str, accounts: Sequence[str], mode: str | None = No
     return f"{source_name(source)} → {accounts_label(accounts)}{suffix}"
 
 
+def photo_run_name(images: Sequence[str], accounts: Sequence[str], mode: str | None = None) -> str:
+    """`3 photos from a.jpg → main, private` (`a.jpg → main` for one), with the mode as for a video."""
+    first = source_name(images[0]) if images else "photos"
+    return publish_run_name(first, accounts, mode) if len(images) <= 1 else publish_run_name(
+        f"{len(images)} photos from {first}", accounts, mode)
+
+
 def release_run_name(post_id: int, mode: str) -> str:
     """`release post 12 → direct`."""
     return f"release post {post_id} → {mode}"

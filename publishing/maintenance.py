@@ -208,7 +208,7 @@ def health_problem(accounts: Sequence[AccountHealth]) -> AccountsNeedAttention |
 #: Flows whose crashed deployment runs the cleanup flow runs again with the same parameters (the
 #: ledger makes a re-run continue the same posts). The cleanup deployment's trigger in prefect.yaml
 #: names the same flows, so a crash is retried at once rather than at the next half hour.
-PUBLISHING_FLOWS = ("publish-video", "publish-s3-object", "release-held-post", "publish-deferred-post")
+PUBLISHING_FLOWS = ("publish-video", "publish-photos", "publish-s3-object", "release-held-post", "publish-deferred-post")
 #: Crashes of the same request (deployment + parameters) after which it is no longer retried.
 MAX_CRASHES = 3
 RETRY_TAG = "crash-retry"

@@ -57,6 +57,7 @@ from ledger import (
 )
 from publishing._keys import post_idempotency_key, request_json, stored_request, unfetched_idempotency_key
 from publishing._models import CapPolicy, PublishRequest, PublishResult, StepTiming
+from publishing._photo_models import PhotoPostRequest
 from publishing.services import Services
 from publishing.sources import FetchedSource, credentials_missing, has_aws_credentials, sha256_of
 from publishing.workdirs import KeptMediaDamaged, KeptMediaMissing, KeptMediaUnwritable, keep_media, kept_media_path
@@ -64,6 +65,7 @@ from tiktok import (
     CreatorInfo,
     Endpoint,
     InitOutcomeUnknown,
+    InitResult,
     PollPolicy,
     PostInfo,
     PublishFailed,
@@ -240,18 +242,21 @@ def post_info_of(request: PublishRequest) -> PostInfo:
 # --- before any post: what the run needs -----------------------------------------------------------
 
 
-def preflight(services: Services, request: PublishRequest, log: Log = _LOG) -> dict[str, StepFailure]:
+def preflight(services: Services, request: PublishRequest | PhotoPostRequest, log: Log = _LOG, *,
+              writes_to: str | None = None) -> dict[str, StepFailure]:
     """Check, before any work, what every post of this run needs: the ledger, the key encrypting
-    the tokens and, for an s3:// source, AWS credentials. A missing one raises PreflightFailed (final)
-    with one line naming what to set; an unreachable ledger alone raises DatabaseUnavailable (retryable).
+    the tokens and, for an s3:// source (or `writes_to`, where the media is staged), AWS credentials.
+    A missing one raises PreflightFailed (final) with one line naming what to set; an unreachable
+    ledger alone raises DatabaseUnavailable (retryable).
 
     Returns the accounts that are not connected (each with the command that connects it): the
     others carry on without them.
     """
     current = services.settings
     problems: list[str] = []
-    if request.source.startswith("s3://") and not has_aws_credentials(current):
-        problems.append(str(credentials_missing(request.source)))
+    s3_uris = [uri for uri in [*request.sources, writes_to] if uri and uri.startswith("s3://")]
+    if s3_uris and not has_aws_credentials(current):
+        problems.append(str(credentials_missing(s3_uris[0])))
     if services.encryption_key() is None:
         problems.append(str(services.encryption_key_missing()))
     unreachable: DatabaseUnavailable | None = None
@@ -274,7 +279,7 @@ def preflight(services: Services, request: PublishRequest, log: Log = _LOG) -> d
         except AccountNotFound as exc:  # its message names the fix: `tiktok-pipeline accounts connect NAME`
             unknown[name] = StepFailure.of("preflight", exc)
     log.info("preflight: ledger reachable, encryption key present%s%s",
-             ", AWS credentials found" if request.source.startswith("s3://") else "",
+             ", AWS credentials found" if s3_uris else "",
              f"; not connected: {', '.join(unknown)}" if unknown else "")
     return unknown
 
@@ -453,7 +458,7 @@ def stored_request_of(services: Services, post: Post) -> dict[str, Any]:
     return stored_request(post.options, services.ledger.post_events(post.id))
 
 
-def try_again(services: Services, post: Post, request: PublishRequest) -> Post:
+def try_again(services: Services, post: Post, request: PublishRequest | PhotoPostRequest) -> Post:
     """A post that failed before TikTok's init goes back to queued for this attempt; when this
     attempt's request differs from the stored one (a fix), the audit trail keeps the new one."""
     book = services.ledger
@@ -489,10 +494,18 @@ def record_failure(services: Services, request: PublishRequest, account: str, fa
     if failure.code == AccountNotFound.__name__:
         return unrecorded_failure(account, request.mode, failure)  # no account row to record it under
     post, created = _post_for_failure(services, request, account, source, post_key)
+    return fail_before_init(services, request, post, created, failure, nickname, keep_draft=post_key is None)
+
+
+def fail_before_init(services: Services, request: PublishRequest | PhotoPostRequest, post: Post, created: bool,
+                     failure: StepFailure, nickname: str | None, *, keep_draft: bool = True) -> PublishResult:
+    """`post` failed by `failure` before TikTok was asked; one that failed so before is tried again
+    (a retry event, then the new outcome), one that went further (or a hold draft, when `keep_draft`)
+    is reported as it is."""
     if not created:
         if post.state is PostState.failed and post.publish_id is None:
             post = try_again(services, post, request)
-        elif post.state not in BEFORE_INIT_STATES or (post.mode is PublishMode.hold and post_key is None):
+        elif post.state not in BEFORE_INIT_STATES or (post.mode is PublishMode.hold and keep_draft):
             return first_result(post, nickname, reused=True)
     post = services.ledger.transition(post, PostState.failed, message=f"{failure.step} failed: {failure.message}",
                                       error_code=failure.code, error_message=failure.message,
@@ -770,11 +783,29 @@ def lease_kept(services: Services, post: Post, owner: str | None, log: Log = _LO
         renewer.join()
 
 
+@dataclass(frozen=True)
+class InitCall:
+    """One init to send for a post, whatever its media: what `send_init` needs besides the post.
+
+    `pull_url` is set when TikTok fetches the media itself (PULL_FROM_URL videos, photo posts): an
+    attempt whose outcome is unknown may already be a post, so it is never asked again. `data` is
+    recorded with the publish_id (what the init announced).
+    """
+
+    endpoint: Endpoint
+    kind: str  # for the log: "direct post (SELF_ONLY)", "inbox upload", "photo post (3 photos, ...)"
+    media: str  # for the log: "11.5 MB in 3 chunk(s)", "11.5 MB for TikTok to pull from URL"
+    send: Callable[[TikTokClient], InitResult]
+    data: dict[str, Any]
+    privacy_level: str | None = None
+    pull_url: str | None = None
+    pulling: str = ""  # the processing event's message once TikTok has the init (pull_url set)
+
+
 def call_init(services: Services, request: PublishRequest, post: Post, check: CreatorCheck, media: PreparedMedia,
               flow_run_id: str | None = None, log: Log = _LOG, *, sleep: Callable[[float], None] = time.sleep,
               owner: str | None = None, pull_url: str | None = None) -> Post:
-    """Ask TikTok for a publish_id, each attempt recorded before it is sent and the publish_id as soon
-    as it arrives.
+    """Ask TikTok for a video's publish_id (`send_init`), the media kept first for a FILE_UPLOAD.
 
     An attempt whose outcome is unknown (5xx, a timeout, an answer lost) is tried again: for
     FILE_UPLOAD, direct and inbox alike, TikTok publishes nothing until the upload_url it answered with
@@ -786,32 +817,52 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
     again; the post becomes unconfirmed, for its webhook, the cleanup flow or a person
     (`tiktok-pipeline posts resolve`) to settle.
     """
-    book = services.ledger
-    current = services.settings
-    chunk_size = current.chunk_size
+    chunk_size = services.settings.chunk_size
     plan = plan_chunks(media.size, chunk_size)
     source_info = SourceInfo.pull_from_url(pull_url) if pull_url else SourceInfo.file_upload(plan)
     post_info = PostInfo.model_validate(check.post_info) if check.post_info else None
     kept: Path | None = None
     if pull_url is None:
         try:  # before TikTok hears of these bytes: the upload, and any resume of it, sends this file
-            kept = keep_media(current, Path(media.path), media.sha256)
+            kept = keep_media(services.settings, Path(media.path), media.sha256)
         except KeptMediaUnwritable as exc:
             return fail_post(services, post, exc)
 
-    def init(client: TikTokClient):
+    def init(client: TikTokClient) -> InitResult:
         if request.mode is PublishMode.inbox:
             return client.init_inbox_video(source_info)
         return client.init_video(post_info, source_info)
 
+    inbox = request.mode is PublishMode.inbox
+    call = InitCall(
+        endpoint=Endpoint.INBOX_VIDEO_INIT if inbox else Endpoint.VIDEO_INIT,
+        kind="inbox upload" if inbox else f"direct post ({post_info.privacy_level})",
+        media=(f"{megabytes(media.size)} for TikTok to pull from {pull_url}" if pull_url
+               else f"{megabytes(media.size)} in {plan.total_chunk_count} chunk(s)"),
+        send=init,
+        privacy_level=post_info.privacy_level.value if post_info else None,
+        pull_url=pull_url,
+        pulling=f"TikTok pulls the video from {pull_url}",
+        data={"media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
+              "flow_run_id": flow_run_id, **({"pull_url": pull_url} if pull_url else {
+                  "chunk_size": chunk_size, "chunks": plan.total_chunk_count, "kept_media": str(kept)})},
+    )
+    return send_init(services, post, check, call, log, sleep=sleep, owner=owner)
+
+
+def send_init(services: Services, post: Post, check: CreatorCheck, call: InitCall, log: Log = _LOG, *,
+              sleep: Callable[[float], None] = time.sleep, owner: str | None = None) -> Post:
+    """Ask TikTok for a publish_id, each attempt recorded before it is sent and the publish_id as soon
+    as it arrives; the post comes back initialized (processing when TikTok pulls the media), failed,
+    or unconfirmed (a pulled init whose answer was lost). See `call_init` for when a lost answer is
+    asked again."""
+    book = services.ledger
     refused = lost = 0
-    kind = "inbox upload" if request.mode is PublishMode.inbox else f"direct post ({post_info.privacy_level})"
-    endpoint = Endpoint.INBOX_VIDEO_INIT if request.mode is PublishMode.inbox else Endpoint.VIDEO_INIT
     while True:
         # TikTok's per-minute limit is waited for before the attempt goes on record, and the lease is
         # renewed after the wait: a long wait must not leave a recorded attempt under a lapsed lease
         # that another runner takes over (both would then call init).
-        services.rate_limit(check.open_id, endpoint)
+        services.rate_limit(check.open_id, call.endpoint)
         try:  # write-ahead: on record (and committed) before TikTok hears of it; only the lease holder may
             if owner is not None:
                 book.renew_claim(post, owner, claim_lease(services))
@@ -821,15 +872,10 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
             raise
         except PipelineError as exc:  # e.g. the daily cap left no slot for one more attempt
             return fail_post(services, post, exc)
-        if pull_url:
-            log.info("post %d: init attempt %d, %s, %s for TikTok to pull from %s", post.id, attempt.number, kind,
-                     megabytes(media.size), pull_url)
-        else:
-            log.info("post %d: init attempt %d, %s, %s in %d chunk(s)", post.id, attempt.number, kind,
-                     megabytes(media.size), plan.total_chunk_count)
+        log.info("post %d: init attempt %d, %s, %s", post.id, attempt.number, call.kind, call.media)
         try:
             with lease_kept(services, post, owner, log):  # however long TikTok takes to answer
-                answer = services.with_client(check.account, init, prepaid=endpoint)
+                answer = services.with_client(check.account, call.send, prepaid=call.endpoint)
             break
         except RateLimitExceeded as exc:  # refused before anything was created: safe to ask again
             book.mark_attempt_failed(attempt, error_code=exc.code or "rate_limit_exceeded", error_message=str(exc))
@@ -840,9 +886,9 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                         INIT_RATE_LIMIT_TRIES, exc.retry_after or 10.0)
             sleep(exc.retry_after or 10.0)
         except (InitOutcomeUnknown, ServerError, TransportError) as exc:
-            if pull_url:
-                # TikTok may be fetching the video already: a second init could post it twice.
-                book.mark_attempt_lost(attempt, f"no answer ({exc}); TikTok may be pulling {pull_url} already")
+            if call.pull_url:
+                # TikTok may be fetching the media already: a second init could post it twice.
+                book.mark_attempt_lost(attempt, f"no answer ({exc}); TikTok may be pulling {call.pull_url} already")
                 log.error("post %d: the PULL_FROM_URL init got no usable answer (%s); it may be a post already, so "
                           "it is not asked again: unconfirmed until TikTok's webhook, cleanup or `tiktok-pipeline "
                           "posts resolve %d` settles it", post.id, exc, post.id)
@@ -852,7 +898,7 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                     f"creator's profile, then `tiktok-pipeline posts resolve {post.id} --published|--not-posted`"),
                                        message="unconfirmed: the PULL_FROM_URL init's answer was lost")
             # No upload_url reached us, so nothing can ever be uploaded to what this attempt may have
-            # created (see above): a new init is safe. A re-run of the request goes on after the last one.
+            # created (see call_init): a new init is safe. A re-run of the request goes on after the last one.
             book.mark_attempt_lost(attempt, f"no answer ({exc}); it can publish nothing (no upload URL was received)")
             lost += 1
             if lost == INIT_LOST_TRIES:
@@ -872,12 +918,10 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
     try:  # the publish_id in its own commit, the moment it arrives
         post = book.record_publish_id(
             attempt, answer.publish_id,
-            privacy_level=post_info.privacy_level.value if post_info else None,
+            privacy_level=call.privacy_level,
             message=f"initialized as {answer.publish_id}",
             upload_url=answer.upload_url,  # a credential: the ledger keeps it encrypted, until the upload is over
-            data={"media_sha256": media.sha256, "media_size": media.size, "media_duration": media.duration,
-                  "flow_run_id": flow_run_id, **({"pull_url": pull_url} if pull_url else {
-                      "chunk_size": chunk_size, "chunks": plan.total_chunk_count, "kept_media": str(kept)})},
+            data=call.data,
         )
     except IllegalTransition as exc:
         current = book.get_post(post.id)
@@ -895,8 +939,8 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
                   "request again before `tiktok-pipeline posts show %d` is checked", post.id, answer.publish_id, post.id)
         raise
     log.info("post %d: publish_id %s recorded", post.id, answer.publish_id)
-    if pull_url:  # nothing to upload: TikTok fetches it
-        post = _pulling(services, post, pull_url)
+    if call.pull_url:  # nothing to upload: TikTok fetches it
+        post = pulling(services, post, call.pulling)
     return post
 
 
@@ -904,8 +948,9 @@ def call_init(services: Services, request: PublishRequest, post: Post, check: Cr
 PULL_INIT_LOST = "TikTok's answer to the PULL_FROM_URL init was lost"
 
 
-def _pulling(services: Services, post: Post, url: str) -> Post:
-    return services.ledger.transition(post, PostState.processing, message=f"TikTok pulls the video from {url}")
+def pulling(services: Services, post: Post, message: str) -> Post:
+    """An initialized post whose media TikTok fetches itself: processing, with nothing to upload."""
+    return services.ledger.transition(post, PostState.processing, message=message)
 
 
 def pull_url_of(services: Services, post: Post) -> str | None:
@@ -931,6 +976,25 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
     started = time.monotonic()
     owner = owner or runner_id(flow_run_id)
     post, created = open_post(services, request, check.account, source, post_key, check)
+
+    def init_claimed(post: Post, created: bool) -> PublishResult:
+        return _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
+                             still_running=still_running, schedule=schedule, log=log, sleep=sleep,
+                             started=started, owner=owner, pull_url=pull_url)
+
+    return while_claimed(services, post, created, check, owner, init_claimed, log, sleep=sleep,
+                         owner_has_ended=owner_has_ended)
+
+
+def while_claimed(services: Services, post: Post, created: bool, check: CreatorCheck, owner: str,
+                  init_claimed: Callable[[Post, bool], PublishResult], log: Log = _LOG, *,
+                  sleep: Callable[[float], None] = time.sleep,
+                  owner_has_ended: OwnerHasEnded | None = None) -> PublishResult:
+    """`init_claimed(post, created)` under the post's lease when the post may still need an init
+    (else at once: it reports the post as it is), or the outcome of the runner holding the lease.
+
+    The lease is released afterwards unless the post is left initialized: its upload follows, by the
+    same owner."""
     while True:
         retried = post.state is PostState.failed and post.publish_id is None
         if post.mode is not PublishMode.hold and (post.state in BEFORE_INIT_STATES
@@ -943,9 +1007,7 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
             # even one this run created: from here on it is an existing post like any other.
             created = created and post.state in BEFORE_INIT_STATES
         try:
-            result = _init_claimed(services, request, check, post, created, media, flow_run_id=flow_run_id,
-                                   still_running=still_running, schedule=schedule, log=log, sleep=sleep,
-                                   started=started, owner=owner, pull_url=pull_url)
+            result = init_claimed(post, created)
         except ClaimLost:
             # Another runner took the lease over (ours lapsed): it is that runner's post now. Wait for
             # its outcome, or take over again if it dies too, as any second runner of the request does.
@@ -954,7 +1016,6 @@ def init_post(services: Services, request: PublishRequest, check: CreatorCheck, 
             continue
         break
     if result.post_id is not None and result.state is not PostState.initialized:
-        # The lease is kept only for a post left initialized: its upload follows, by the same owner.
         release(services, services.ledger.get_post(result.post_id), owner)
     return result
 
@@ -969,7 +1030,7 @@ def _init_claimed(services: Services, request: PublishRequest, check: CreatorChe
         post = try_again(services, post, request)
     if not created and post.state is PostState.initialized and (pulled := pull_url_of(services, post)):
         # Its runner stopped between the publish_id and the next step: TikTok is pulling it, nothing to upload.
-        post = _pulling(services, post, pulled)
+        post = pulling(services, post, f"TikTok pulls the video from {pulled}")
         return refresh_result(first_result(post, check.nickname), post, "init", started)
     if not created and post.state is PostState.initialized:
         # We hold the lease: whoever initialized it is done with it or dead (a live owner renews its lease).

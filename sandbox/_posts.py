@@ -163,6 +163,8 @@ class Post:
     upload_expires_at: float | None = None
     file_path: Path | None = None
     media_urls: list[str] = field(default_factory=list)
+    #: Photo posts: which of media_urls is the cover.
+    photo_cover_index: int | None = None
     downloaded_bytes: int = 0
     #: When every byte was in (last chunk or finished pull); processing delays count from here.
     transferred_at: float | None = None

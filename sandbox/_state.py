@@ -361,6 +361,7 @@ class SandboxState:
                 post_id=FIRST_POST_ID + number,
                 max_duration_sec=creator.max_video_post_duration_sec,
                 media_urls=list(request.source_info.photo_images),
+                photo_cover_index=request.source_info.photo_cover_index,
             )
             self.posts[post.publish_id] = post
             return {"publish_id": post.publish_id}
@@ -575,6 +576,7 @@ class SandboxState:
             "received_bytes": post.received_bytes,
             "downloaded_bytes": post.downloaded_bytes,
             "media_urls": post.media_urls,
+            "photo_cover_index": post.photo_cover_index,
             "created_at": post.created_at,
             "transferred_at": post.transferred_at,
             "cancelled_at": post.cancelled_at,

@@ -82,12 +82,12 @@ __all__ = [
 ]
 
 
-def _artifact_key(*parts: str) -> str:
+def artifact_key(*parts: str) -> str:
     raw = "-".join(parts).lower()
     return "".join(c if c.isalnum() or c == "-" else "-" for c in raw)[:100]
 
 
-def _log_attempt(what: str) -> None:
+def log_attempt(what: str) -> None:
     """Say so when Prefect runs this task again after a retryable failure."""
     context = TaskRunContext.get()
     if context and context.task_run.run_count > 1:
@@ -126,14 +126,14 @@ def preflight(request: PublishRequest) -> dict[str, StepFailure]:
     Returns the accounts that are not connected (each with the command that connects it): the
     others carry on without them.
     """
-    _log_attempt("preflight")
+    log_attempt("preflight")
     return posting.preflight(runtime.services(), request, get_run_logger())
 
 
 @task(name="ingest", **retry_options())
 def ingest(source: str, work_dir: str, max_bytes: int) -> FetchedSource:
     """Copy the source into the run's working directory (HEAD first for S3; size checked first)."""
-    _log_attempt(f"ingest {source}")
+    log_attempt(f"ingest {source}")
     started = time.monotonic()
     fetched = fetch_source(source, Path(work_dir), runtime.settings(), max_bytes=max_bytes)
     get_run_logger().info("fetched %s: %d bytes (%s) in %.1f s, sha256 %s…", fetched.uri, fetched.size,
@@ -144,9 +144,9 @@ def ingest(source: str, work_dir: str, max_bytes: int) -> FetchedSource:
 @task(name="check-creator", **retry_options())
 def check_creator(account_name: str, request: PublishRequest) -> CreatorCheck:
     """Fresh token + creator_info; stop now if this creator cannot take this post."""
-    _log_attempt(f"creator check of {account_name}")
+    log_attempt(f"creator check of {account_name}")
     check = posting.check_creator(runtime.services(), account_name, request, get_run_logger())
-    create_markdown_artifact(markdown=posting.creator_markdown(check, request), key=_artifact_key("creator", account_name),
+    create_markdown_artifact(markdown=posting.creator_markdown(check, request), key=artifact_key("creator", account_name),
                              description=f"Posting as {check.nickname or account_name}")
     return check
 
@@ -154,7 +154,7 @@ def check_creator(account_name: str, request: PublishRequest) -> CreatorCheck:
 @task(name="transcode", **retry_options(retries=1))
 def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_duration_s: float, max_bytes: int) -> PreparedMedia:
     """Validate and transcode once for every account (the strictest max duration wins)."""
-    _log_attempt("transcode")
+    log_attempt("transcode")
     started = time.monotonic()
     policy = Policy(fit=request.fit, max_duration=max_duration_s, on_too_long=request.on_too_long, max_bytes=max_bytes)
     name = Path(source_path).name
@@ -225,7 +225,7 @@ def _schedule_deferred(post_id: int, when: datetime) -> ScheduledRun | None:
     return ScheduledRun(id=str(run.id), name=run.name)
 
 
-def _flow_run_id() -> str | None:
+def current_flow_run_id() -> str | None:
     run_id = current_flow_run.id
     return str(run_id) if run_id else None
 
@@ -275,7 +275,7 @@ def init_post(request: PublishRequest, check: CreatorCheck, source: FetchedSourc
     earlier run initialized resumes with the media kept at its init (`media` is None for posts
     that need none: posted, failed after init, hold drafts).
     """
-    return posting.init_post(runtime.services(), request, check, source, media, post_key, flow_run_id=_flow_run_id(),
+    return posting.init_post(runtime.services(), request, check, source, media, post_key, flow_run_id=current_flow_run_id(),
                              still_running=initializer_still_running, schedule=_schedule_deferred,
                              owner_has_ended=run_has_ended, pull_url=pull_url,
                              log=get_run_logger())
@@ -298,16 +298,16 @@ def upload(result: PublishResult, media: PreparedMedia | None) -> PublishResult:
     """Send the media init announced (the kept file) in chunks; a retry, or a re-run of the request,
     resumes where TikTok's upload host says it is, with the very same bytes."""
     if result.post_id is not None:
-        _log_attempt(f"upload of post {result.post_id} ({result.publish_id})")
+        log_attempt(f"upload of post {result.post_id} ({result.publish_id})")
     return posting.upload(runtime.services(), result, media, progress=ArtifactProgress(), log=get_run_logger(),
-                          owner=_flow_run_id())
+                          owner=current_flow_run_id())
 
 
 @task(name="poll-status", **retry_options())
 def poll_status(result: PublishResult, username: str | None = None) -> PublishResult:
     """Poll status/fetch until TikTok answers PUBLISH_COMPLETE, SEND_TO_USER_INBOX or FAILED."""
-    _log_attempt(f"status polling of post {result.post_id} ({result.publish_id})")
-    return posting.poll_status(runtime.services(), result, username, get_run_logger(), owner=_flow_run_id())
+    log_attempt(f"status polling of post {result.post_id} ({result.publish_id})")
+    return posting.poll_status(runtime.services(), result, username, get_run_logger(), owner=current_flow_run_id())
 
 
 def record_status(post: Post, status: PublishStatus, username: str | None, services: Services | None = None) -> Post:
@@ -338,7 +338,7 @@ def report_results(results: Sequence[PublishResult], title: str) -> None:
     for result in results:
         if result.post_id is None and is_done(result):
             continue  # scheduled for later: the scheduled run makes the post and its artifact
-        create_markdown_artifact(markdown=post_markdown(result), key=_artifact_key("post", result.account),
+        create_markdown_artifact(markdown=post_markdown(result), key=artifact_key("post", result.account),
                                  description=post_description(result))
 
 

@@ -23,7 +23,8 @@ Public surface, by group (the order of `__all__`):
 - TikTok's limits: `MAX_CAPTION_UTF16`, `MAX_PHOTO_TITLE_UTF16`, `MAX_PHOTO_DESCRIPTION_UTF16`,
   `MIN_CHUNK_SIZE`, `MAX_CHUNK_SIZE`, `MAX_FINAL_CHUNK_SIZE`, `MAX_CHUNK_COUNT`, `MAX_VIDEO_SIZE`
   (4 GB read as 4,000,000,000 bytes: where the docs do not say MB or MiB, the stricter reading),
-  `MAX_VIDEO_DURATION` (600 s; a creator's own maximum may be lower).
+  `MAX_VIDEO_DURATION` (600 s, assumed when a creator's own maximum is unknown),
+  `MAX_CREATOR_VIDEO_DURATION` (3600 s, the most a creator's `max_video_post_duration_sec` says).
 - chunking: `plan_chunks` -> `ChunkPlan`, `check_chunk_size`.
 - rate limits: `Endpoint`, `TIKTOK_RATE_LIMITS`, `SlidingWindowRateLimiter`, `RateLimitHook` (the
   protocol a caller's own limiter implements).
@@ -114,6 +115,7 @@ from tiktok._models import (
     MAX_CAPTION_UTF16,
     MAX_PHOTO_DESCRIPTION_UTF16,
     MAX_PHOTO_TITLE_UTF16,
+    MAX_CREATOR_VIDEO_DURATION,
     MAX_VIDEO_DURATION,
     AuthorizationRequest,
     CreatorInfo,
@@ -178,6 +180,7 @@ __all__ = [
     "MAX_CHUNK_COUNT",
     "MAX_VIDEO_SIZE",
     "MAX_VIDEO_DURATION",
+    "MAX_CREATOR_VIDEO_DURATION",
     # chunking
     "ChunkPlan",
     "check_chunk_size",

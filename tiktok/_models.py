@@ -13,8 +13,12 @@ from tiktok._chunks import ChunkPlan
 from tiktok._errors import CaptionTooLong, InvalidInput
 
 MAX_CAPTION_UTF16 = 2200
-#: The longest video the API accepts (seconds); a creator's `max_video_post_duration_sec` may be lower.
+#: The longest video to assume when the creator's own maximum is unknown (an inbox-only app reads no
+#: creator_info): 10 minutes, what the API documents. A creator's `max_video_post_duration_sec` is the
+#: real limit, lower or higher.
 MAX_VIDEO_DURATION = 600.0
+#: The highest `max_video_post_duration_sec` creator_info answers (60 minutes): a creator may post up to that.
+MAX_CREATOR_VIDEO_DURATION = 3600.0
 MAX_PHOTO_TITLE_UTF16 = 90
 MAX_PHOTO_DESCRIPTION_UTF16 = 4000
 MAX_PHOTO_IMAGES = 35

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tiktok import MAX_VIDEO_DURATION, MAX_VIDEO_SIZE
+from tiktok import MAX_CREATOR_VIDEO_DURATION, MAX_VIDEO_DURATION, MAX_VIDEO_SIZE
 
 #: TikTok's safe target: 9:16 portrait, 1080x1920.
 TARGET_WIDTH = 1080
@@ -115,7 +115,8 @@ class MediaInfo(BaseModel):
 
 
 class Policy(BaseModel):
-    """What TikTok-ready means for one post. Defaults are TikTok's API limits."""
+    """What TikTok-ready means for one post. Defaults are TikTok's API limits; a creator's own
+    maximum duration (creator_info, up to 60 minutes) replaces the 10-minute default."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -123,7 +124,7 @@ class Policy(BaseModel):
     height: ClassVar[int] = TARGET_HEIGHT
 
     fit: FitMode = FitMode.blur
-    max_duration: float = Field(MAX_VIDEO_DURATION, gt=0, le=MAX_VIDEO_DURATION)
+    max_duration: float = Field(MAX_VIDEO_DURATION, gt=0, le=MAX_CREATOR_VIDEO_DURATION)
     on_too_long: OverLength = OverLength.trim
     min_duration: float = Field(3.0, ge=0)
     max_bytes: int = Field(MAX_VIDEO_SIZE, gt=0, le=MAX_VIDEO_SIZE)
@@ -143,7 +144,7 @@ class Policy(BaseModel):
     def for_creator(cls, max_video_post_duration_sec: int | None, **overrides: object) -> Policy:
         """The policy for a creator, whose `creator_info` limit (when known) caps the duration."""
         if max_video_post_duration_sec:
-            overrides.setdefault("max_duration", min(float(max_video_post_duration_sec), MAX_VIDEO_DURATION))
+            overrides.setdefault("max_duration", min(float(max_video_post_duration_sec), MAX_CREATOR_VIDEO_DURATION))
         return cls(**overrides)  # type: ignore[arg-type]
 
 

@@ -28,7 +28,7 @@ def build_app() -> typer.Typer:
     """The whole command line, every area registered (what `tiktok-pipeline` runs, and what tests invoke)."""
     # Imported here so `tiktok-pipeline --help` stays fast and one broken area cannot hide the rest.
     from deployments.cli import (
-        _accounts, _db, _demo, _listen, _media, _posts, _publish, _sandbox, _setup, _webhooks, _worker,
+        _accounts, _db, _demo, _listen, _media, _photos, _posts, _publish, _sandbox, _setup, _webhooks, _worker,
     )
     from deployments.cli._common import OneLineErrors
 
@@ -42,7 +42,7 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.command()(version)
-    for module in (_media, _publish, _accounts, _posts, _listen, _webhooks, _worker, _sandbox, _db, _setup, _demo):
+    for module in (_media, _publish, _photos, _accounts, _posts, _listen, _webhooks, _worker, _sandbox, _db, _setup, _demo):
         module.register(app)
     return app
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from deployments.cli._common import EXIT_FAILED, EXIT_USAGE, fail
 from ledger import AccountStatus, DatabaseUnavailable
-from publishing import PublishRequest
+from publishing import PhotoPostRequest, PublishRequest
 from tiktok_pipeline.errors import PipelineError
 from tiktok_pipeline.settings import Settings
 
@@ -50,11 +51,44 @@ class Findings:
 
 def check_publish(request: PublishRequest) -> None:
     """Refuse (exit 2) or stop (exit 1) a request before its run starts; return when it may run."""
-    from tasks import runtime
-
     findings = Findings()
     check_schedule(request, findings)
-    services = runtime.services()  # invalid settings: a ValidationError, which the caller reports (exit 2)
+    services = _services()
+    check_accounts(services, request, findings)
+    check_source(services.settings, request, findings)
+    findings.report()
+
+
+def check_photo_post(request: PhotoPostRequest) -> None:
+    """`check_publish` for a photo post: a verified URL prefix first (without one, the only problem
+    said: nothing else matters), the accounts and settings, then every image as the run would fetch it."""
+    from publishing.photo_posts import MAX_SOURCE_BYTES, photo_preflight
+    from publishing.pull import PullPrefixMissing, require_pull_location
+    from publishing.sources import SourceCredentialsMissing, check_source as check
+
+    findings = Findings()
+    services = _services()
+    try:
+        require_pull_location(services.settings, "a photo post")
+    except PullPrefixMissing as exc:
+        fail(str(exc), EXIT_USAGE)
+    check_accounts(services, request, findings, preflight=lambda s, r: photo_preflight(s, r)[1])
+    for i, image in enumerate(request.images, start=1):
+        try:
+            check(image, services.settings, max_bytes=MAX_SOURCE_BYTES)
+        except SourceCredentialsMissing as exc:
+            findings.refuse(str(exc))
+        except PipelineError as exc:
+            if not exc.retryable:  # retryable: the run tries again (and says so if it still fails)
+                findings.refuse(f"photo {i} of {len(request.images)}: {exc}")
+    findings.report()
+
+
+def _services() -> Services:
+    """The Services of this command; invalid settings raise a ValidationError, which the caller reports (exit 2)."""
+    from tasks import runtime
+
+    services = runtime.services()
     if services.settings.encryption_key is None and not _prefect_api_url():
         # No server could hold the key's Secret block (`setup` stores it only on PREFECT_API_URL's):
         # asking would start a temporary server just to hear there is none.
@@ -62,9 +96,7 @@ def check_publish(request: PublishRequest) -> None:
 
         services = Services(services.settings, key_location=f"the Prefect Secret block {runtime.ENCRYPTION_KEY_BLOCK} "
                                                             "of the server PREFECT_API_URL names")
-    check_accounts(services, request, findings)
-    check_source(services.settings, request, findings)
-    findings.report()
+    return services
 
 
 def check_schedule(request: PublishRequest, findings: Findings, now: datetime | None = None) -> None:
@@ -109,12 +141,14 @@ def _prefect_api_url() -> str | None:
     return PREFECT_API_URL.value() or None
 
 
-def check_accounts(services: Services, request: PublishRequest, findings: Findings) -> None:
-    """The settings every post needs (posting.preflight), then each account: connected, and usable."""
+def check_accounts(services: Services, request: PublishRequest | PhotoPostRequest, findings: Findings, *,
+                   preflight: Callable[[Services, Any], dict[str, Any]] | None = None) -> None:
+    """The settings every post needs (`preflight`, by default posting.preflight), then each account:
+    connected, and usable."""
     from publishing import posting
 
     try:
-        unknown = posting.preflight(services, request)
+        unknown = (preflight or posting.preflight)(services, request)
     except DatabaseUnavailable as exc:
         findings.failed.append(str(exc))
         return

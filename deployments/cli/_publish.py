@@ -9,10 +9,10 @@ scheduled or deferred; 2, with one `error:` line, for a request refused before i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -55,9 +55,16 @@ def publish(
             cover_timestamp_ms=cover_ms, idempotency_key=idempotency_key, on_too_long=on_too_long,
             schedule_at=schedule_at, cap_policy=cap_policy, source_action=source_action,
         )
+    checked_and_declared(request, check_request)
+    run_request(request)
+
+
+def checked_and_declared(request: Any, check: Callable[[Any], None]) -> None:
+    """`check(request)` before anything runs (exit 2 or 1 on a problem, 130 on Ctrl-C), then, for a
+    direct post, TikTok's declaration and the label the post will carry."""
     try:
         with pipeline_errors(exit_code=EXIT_USAGE):
-            check_request(request)
+            check(request)
     except KeyboardInterrupt:
         fail("interrupted before anything was sent", EXIT_INTERRUPTED)
     if request.mode.value == "direct":
@@ -65,7 +72,6 @@ def publish(
         console.print("By posting, you agree to TikTok's Music Usage Confirmation"
                       + (" and Branded Content Policy" if request.brand_content_toggle else "")
                       + (f". Label: {label}." if label else "."))
-    run_request(request)
 
 
 def check_request(request: PublishRequest) -> None:
@@ -78,12 +84,19 @@ def check_request(request: PublishRequest) -> None:
 def run_request(request: PublishRequest) -> None:
     """Run publish-video in this process, print its tables and exit as README "Exit codes" says."""
     from flows.publish import publish_video
+
+    run_flow(publish_video, request)
+
+
+def run_flow(publish_flow: Any, request: Any) -> None:
+    """Run `publish_flow(request)` (publish-video, publish-photos) in this process, print its tables
+    and exit as README "Exit codes" says."""
     from flows.syndicate import results_of
     from publishing import failure_reason, is_done, verdict
 
     try:
         with pipeline_errors(), watched_run(), typed_errors_without_traceback(), prefect_available():
-            results = results_of(publish_video(request, return_state=True))
+            results = results_of(publish_flow(request, return_state=True))
     except KeyboardInterrupt:
         fail("interrupted: the run stops here (Prefect marks it Crashed); the same command resumes it", EXIT_INTERRUPTED)
     console.print(results_table(results))

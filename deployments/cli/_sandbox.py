@@ -25,6 +25,9 @@ def sandbox(
     verified_url_prefix: list[str] = typer.Option(
         [], "--verified-url-prefix", help="URL prefix accepted for PULL_FROM_URL (repeatable)"
     ),
+    webhook_url: Optional[str] = typer.Option(
+        None, "--webhook-url", help="Send TikTok's webhooks here (https, or http on loopback), as the portal's callback URL"
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Run the TikTok sandbox (API, OAuth, authorize page, upload host) until Ctrl-C."""
@@ -42,6 +45,8 @@ def sandbox(
         overrides["moderation_delay"] = moderation_delay
     if verified_url_prefix:
         overrides["verified_url_prefixes"] = verified_url_prefix
+    if webhook_url is not None:  # part of the startup config: a reset keeps it
+        overrides["webhook_url"] = webhook_url
     try:
         sandbox_config = load_config(config, **overrides) if config else SandboxConfig(**overrides)
         sock = bind_socket(host, port)

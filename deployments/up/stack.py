@@ -71,7 +71,9 @@ def services(ports: Ports, topology: Topology = Topology()) -> dict[str, Service
         plan["prefect-services"] = Service("prefect-services", (prefect, "server", "services", "start"), None, None)
     plan["sandbox"] = Service(
         "sandbox",
-        (str(BIN / "tiktok-pipeline"), "sandbox", "--host", HOST, "--port", str(ports.sandbox), "--log-level", "warning"),
+        # The receiver's URL as the app's callback from the start: a sandbox reset restores it too.
+        (str(BIN / "tiktok-pipeline"), "sandbox", "--host", HOST, "--port", str(ports.sandbox),
+         "--webhook-url", webhooks_url(ports), "--log-level", "warning"),
         ports.sandbox, f"{sandbox_url(ports)}/_sandbox/clock",
     )
     plan["moto"] = Service(

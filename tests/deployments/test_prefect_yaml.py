@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
+import sys
 import json
 import shlex
 from datetime import datetime, timedelta, timezone
@@ -33,6 +35,7 @@ from publishing import account_choices
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "publish-video": "flows/publish.py:publish_video",
+    "publish-photos": "flows/photo_posts.py:publish_photos",
     "refresh-tokens": "flows/maintenance.py:refresh_tokens",
     "cleanup": "flows/maintenance.py:cleanup",
     "release-held-post": "flows/drafts.py:release_held_post",
@@ -82,6 +85,25 @@ def test_each_deployment_runs_its_flow(deployments: dict[str, dict[str, Any]], e
         assert isinstance(flow, Flow)
         # `prefect deployment run FLOW/DEPLOYMENT` names in the docs and `make up`
         assert flow.name == ("publish-video" if name == "publish-rendered-video" else name)
+
+
+def test_each_entrypoint_loads_in_a_fresh_process_as_a_worker_loads_it(
+        deployments: dict[str, dict[str, Any]], examples: dict[str, dict[str, Any]]) -> None:
+    """A worker loads an entrypoint as a script, with the script's folder first on sys.path: a module
+    there named like a package of the project (flows/photos.py and `photos`) would shadow it and break
+    every flow of the folder. Nothing may be imported before, so each loads in its own process."""
+    folders = {(ROOT / d["entrypoint"].split(":")[0]).parent for d in {**deployments, **examples}.values()}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    shadowing = sorted(str(m.relative_to(ROOT)) for folder in folders for m in folder.glob("*.py") if m.stem in packages)
+    assert not shadowing, f"modules beside an entrypoint named like a package of the project: {shadowing}"
+    loads = {name: subprocess.Popen(
+        [sys.executable, "-c", "import sys; from prefect.flows import load_flow_from_entrypoint; "
+                               "print(load_flow_from_entrypoint(sys.argv[1]).name)", d["entrypoint"]],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, d in deployments.items()}
+    for name, process in loads.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, f"{name}: {err[-2000:]}"
+        assert out.strip() == name
 
 
 def test_every_deployment_targets_the_pool_setup_creates(deployments: dict[str, dict[str, Any]],

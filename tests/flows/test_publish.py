@@ -181,6 +181,16 @@ def test_over_the_creators_max_duration_is_rejected_or_trimmed(pipeline, media) 
     assert len(posts) == 1 and posts[0]["check"]["duration_sec"] <= 4.05
 
 
+def test_a_creator_allowed_an_hour_is_posted_to_without_a_ten_minute_cap(pipeline, media, prefect_logs) -> None:
+    """creator_info may answer up to 3600 s: the transcode takes that limit as it is."""
+    pipeline.reset_sandbox(max_video_post_duration_sec=3600)
+    source = pipeline.upload(media.path("compliant"), "in/hour.mp4")
+    (result,) = publish_video(_request(source, caption="an hour allowed"))
+    assert result.state is PostState.published, result.error_message
+    logged = "\n".join(r.getMessage() for r in prefect_logs.records)
+    assert "longest video 3600 s" in logged
+
+
 def test_ledger_daily_cap_stops_the_post_before_tiktok(pipeline, media) -> None:
     pipeline.ledger().set_daily_caps("main", direct=1)
     source = pipeline.upload(media.path("compliant"), "in/compliant.mp4")

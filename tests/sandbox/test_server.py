@@ -66,7 +66,8 @@ def test_cli_starts_the_sandbox_in_the_foreground(tmp_path: Path) -> None:
     config_file = tmp_path / "sandbox.yaml"
     config_file.write_text("client_key: cli_key\n")
     process = subprocess.Popen(
-        [str(CLI), "sandbox", "--port", "0", "--config", str(config_file), "--unaudited", "--log-level", "warning"],
+        [str(CLI), "sandbox", "--port", "0", "--config", str(config_file), "--unaudited", "--log-level", "warning",
+         "--webhook-url", "http://127.0.0.1:9/tiktok/webhooks"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -78,6 +79,10 @@ def test_cli_starts_the_sandbox_in_the_foreground(tmp_path: Path) -> None:
         assert env["TIKTOK_PIPELINE_CLIENT_KEY"] == "cli_key"
         state = httpx.get(f"{base_url}/_sandbox/state").json()
         assert state["config"]["unaudited"] is True
+        # The callback URL is part of the startup config: a reset (which tests do) keeps it.
+        httpx.put(f"{base_url}/_sandbox/webhook", json={"url": "http://127.0.0.1:10/other"}).raise_for_status()
+        httpx.post(f"{base_url}/_sandbox/reset", json={}).raise_for_status()
+        assert httpx.get(f"{base_url}/_sandbox/webhook").json()["url"] == "http://127.0.0.1:9/tiktok/webhooks"
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)

@@ -20,7 +20,8 @@ from tests.stack.groups import STACK_GROUP
 
 pytestmark = STACK_GROUP
 
-PRODUCT_DEPLOYMENTS = {"publish-video/publish-video", "refresh-tokens/refresh-tokens", "cleanup/cleanup",
+PRODUCT_DEPLOYMENTS = {"publish-video/publish-video", "publish-photos/publish-photos", "refresh-tokens/refresh-tokens",
+                       "cleanup/cleanup",
                        "release-held-post/release-held-post", "publish-s3-object/publish-s3-object",
                        "publish-deferred-post/publish-deferred-post"}
 

@@ -146,3 +146,19 @@ def test_loudnorm_second_pass(media) -> None:
 def test_sd_bt601_converted_to_bt709(media) -> None:
     chain = graph(plan(probe(media.path("landscape")), Policy(), OUT).argv)
     assert "in_color_matrix=bt601:out_color_matrix=bt709:out_range=tv" in chain
+
+
+def test_a_creator_allowed_an_hour_keeps_a_long_video_whole(media) -> None:
+    """creator_info's max_video_post_duration_sec may be up to 3600: nothing caps it at 10 minutes."""
+    from tiktok import MAX_CREATOR_VIDEO_DURATION, MAX_VIDEO_DURATION
+
+    info = probe(media.path("compliant"))
+    long = info.model_copy(update={"duration": 1800.0})  # a compliant 30-minute video, as ffprobe would describe it
+    hour = Policy.for_creator(3600)
+    assert hour.max_duration == MAX_CREATOR_VIDEO_DURATION == 3600
+    assert plan(long, hour, OUT).path is PlanPath.remux  # kept whole: nothing to trim
+    trimmed = plan(long, Policy.for_creator(None), OUT)  # unknown creator: TikTok's documented 10 minutes
+    assert trimmed.path is PlanPath.transcode and trimmed.expected_duration == MAX_VIDEO_DURATION
+    assert Policy.for_creator(7200).max_duration == 3600
+    with pytest.raises(ValueError, match="less than or equal to 3600"):
+        Policy(max_duration=3601)
