@@ -6,6 +6,7 @@ and two accounts connected through the real OAuth flow.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,3 +94,16 @@ def prefect_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCapture
         yield caplog
     finally:
         prefect_logger.propagate = False
+
+
+@pytest.fixture
+def verified_prefix(pipeline, moto_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A URL prefix verified for the app (TIKTOK_PIPELINE_PULL_URL_PREFIXES and the sandbox agree),
+    served by the moto bucket's tiktok-pull/ folder, which anyone may read (as a CDN in front of it)."""
+    prefix = f"{moto_server.endpoint_url}/{pipeline.bucket}/tiktok-pull/"
+    pipeline.s3.put_bucket_policy(Bucket=pipeline.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{pipeline.bucket}/tiktok-pull/*"}]}))
+    monkeypatch.setenv("TIKTOK_PIPELINE_PULL_URL_PREFIXES", json.dumps({prefix: f"s3://{pipeline.bucket}/tiktok-pull/"}))
+    pipeline.reset_sandbox({"verified_url_prefixes": [prefix]})
+    return prefix

@@ -16,7 +16,6 @@ from flows.photo_posts import publish_photos
 from ledger import PostState
 from publishing import PhotoPostRequest
 from publishing.posting import PULL_INIT_LOST
-from tests.flows.test_pull import verified_prefix  # noqa: F401  (a fixture)
 from tests.photos.helpers import exif_with, marked, save
 
 

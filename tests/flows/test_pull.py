@@ -5,25 +5,11 @@ asked again: it may already be a post."""
 
 from __future__ import annotations
 
-import json
 
-import pytest
 
 from flows.publish import publish_video
 from ledger import PostState
 from publishing import PublishRequest
-
-
-@pytest.fixture
-def verified_prefix(pipeline, moto_server, monkeypatch) -> str:
-    prefix = f"{moto_server.endpoint_url}/{pipeline.bucket}/tiktok-pull/"
-    # Anyone may read what is under the prefix, as a CDN in front of the bucket does.
-    pipeline.s3.put_bucket_policy(Bucket=pipeline.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{pipeline.bucket}/tiktok-pull/*"}]}))
-    monkeypatch.setenv("TIKTOK_PIPELINE_PULL_URL_PREFIXES", json.dumps({prefix: f"s3://{pipeline.bucket}/tiktok-pull/"}))
-    pipeline.reset_sandbox({"verified_url_prefixes": [prefix]})
-    return prefix
 
 
 def _staged_objects(pipeline) -> list[dict]:
