@@ -210,12 +210,12 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
 def _staged(settings: Settings, checks: Mapping[str, CreatorCheck], media_for: Mapping[str, PreparedMedia],
             request: PublishRequest, source: FetchedSource, post_keys: Mapping[str, str]
             ) -> tuple[dict[str, str], dict[str, PublishResult]]:
-    """With a verified URL prefix, each prepared video written there once: (its pull URL per account,
+    """With a verified URL prefix (and TIKTOK_PIPELINE_PULL_VIDEOS on), each prepared video written there once: (its pull URL per account,
     the failed results of the accounts whose staging failed). A fan-out to N accounts sends the bytes
     once, to S3. Media an earlier run kept for an upload it began is not staged: that upload resumes."""
     urls: dict[str, str] = {}
     failed: dict[str, PublishResult] = {}
-    if pull_location(settings) is None:
+    if pull_location(settings) is None or not settings.pull_videos:
         return urls, failed
     by_media: dict[str, list[str]] = {}
     for name in checks:

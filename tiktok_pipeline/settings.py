@@ -252,6 +252,11 @@ class StorageSettings(_Group):
         '(JSON, e.g. {"https://cdn.example.com/tiktok/": "s3://media-cdn/tiktok/"}): the prepared video is written '
         "there once and every account posts it by PULL_FROM_URL (no upload from the worker); photo posts need one",
     )
+    pull_videos: bool = Field(
+        True,
+        description="With a verified URL prefix, post videos by PULL_FROM_URL too; false keeps FILE_UPLOAD for "
+        "videos, and only photo posts use the prefix",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -43,6 +43,7 @@ from deployments.up.layout import (
     BIN,
     HOST,
     INCOMING_PREFIX,
+    PULL_PREFIX,
     REVIEW_PREFIX,
     PREFECT_DATABASE_VARIABLE,
     ROOT,
@@ -54,6 +55,7 @@ from deployments.up.layout import (
     UpError,
     api_url,
     databases,
+    pull_url_prefix,
     sandbox_url,
     saved_encryption_key,
     shown,
@@ -81,6 +83,7 @@ from deployments.up.seed import (
     open_in_sandbox,
     register_webhook_url,
     sample_clip_command,
+    serve_pull_prefix,
     upload_sample,
     wire_sample_bucket,
 )
@@ -89,14 +92,16 @@ from deployments.up.stack import SERVICES, api_ports, down, main, publish_parame
 from deployments.up.topology import REDIS_MODULES, Topology, default_worker_limit
 
 __all__ = [
-    "ACCOUNTS", "BIN", "HOST", "INCOMING_PREFIX", "REVIEW_PREFIX", "ROOT", "SAMPLE_BUCKET", "SAMPLE_KEY", "SAMPLE_URI",
+    "ACCOUNTS", "BIN", "HOST", "INCOMING_PREFIX", "PULL_PREFIX", "REVIEW_PREFIX", "ROOT", "SAMPLE_BUCKET", "SAMPLE_KEY", "SAMPLE_URI",
     "PREFECT_DATABASE_VARIABLE", "REDIS_MODULES", "SCHEDULED_DEPLOYMENTS", "SCHEDULER_TIMEOUT", "SERVICES", "STARTUP_TIMEOUT", "STOP_TIMEOUT",
     "TRANSIENT_SERVER_ERRORS", "WORKER_NAME",
     "Layout", "Ports", "Service", "Topology", "UpError",
     "answers", "api_ports", "api_url", "connect_sandbox_accounts", "databases", "default_worker_limit", "deploy", "down", "ensure_running", "log_tail", "main",
-    "make_sample", "open_in_sandbox", "port_is_free", "prepare_prefect", "publish_parameters", "register_webhook_url",
+    "make_sample", "open_in_sandbox", "port_is_free", "prepare_prefect", "publish_parameters", "pull_url_prefix",
+    "register_webhook_url",
     "running",
-    "sample_clip_command", "sandbox_url", "saved_encryption_key", "server_log_tracebacks", "services", "shown",
+    "sample_clip_command", "sandbox_url", "saved_encryption_key", "serve_pull_prefix", "server_log_tracebacks",
+    "services", "shown",
     "stack_env", "start", "stop", "stop_order", "summary", "sync_forms", "up", "upcoming_runs", "upload_sample",
     "wait_for_schedules", "wait_until", "webhooks_url", "wire_sample_bucket", "worker_online", "write_env_file",
 ]

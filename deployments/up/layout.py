@@ -23,6 +23,8 @@ SAMPLE_URI = f"s3://{SAMPLE_BUCKET}/{SAMPLE_KEY}"
 INCOMING_PREFIX = "incoming/"
 #: Uploads under this prefix are published only after a review in the Prefect UI (request.review).
 REVIEW_PREFIX = f"{INCOMING_PREFIX}review/"
+#: Where photo posts are staged for TikTok to pull (the sandbox treats its URL as verified).
+PULL_PREFIX = "tiktok-pull/"
 
 
 #: Prefect's own setting for its server's database (SQLite in PREFECT_HOME when unset).
@@ -111,6 +113,11 @@ def webhooks_url(ports: Ports) -> str:
     return f"http://{HOST}:{ports.webhooks}/tiktok/webhooks"
 
 
+def pull_url_prefix(ports: Ports) -> str:
+    """The URL prefix verified for the app on the stack: moto's URL of s3://media/tiktok-pull/ (public read)."""
+    return f"http://{HOST}:{ports.moto}/{SAMPLE_BUCKET}/{PULL_PREFIX}"
+
+
 def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: Path,
               ledger_url: str | None = None) -> dict[str, str]:
     """Every variable the processes of the stack need (the same for all of them); the ledger is
@@ -135,6 +142,10 @@ def stack_env(layout: Layout, ports: Ports, encryption_key: str, prefect_home: P
         "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS": "true",
         "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_HOST": HOST,
         "TIKTOK_PIPELINE_TIKTOK_WEBHOOKS_PORT": str(ports.webhooks),
+        # Photo posts are pulled by TikTok from a verified prefix (moto's URL of the bucket's tiktok-pull/);
+        # videos keep their chunked upload.
+        "TIKTOK_PIPELINE_PULL_URL_PREFIXES": json.dumps({pull_url_prefix(ports): f"s3://{SAMPLE_BUCKET}/{PULL_PREFIX}"}),
+        "TIKTOK_PIPELINE_PULL_VIDEOS": "false",
         **FAKE_AWS_ENV,
     }
 

@@ -11,7 +11,7 @@ import httpx
 
 from deployments.listener.provisioning import QueueWiring, wire_bucket
 from sandbox import FAKE_AWS_ENV
-from deployments.up.layout import INCOMING_PREFIX, SAMPLE_BUCKET, SAMPLE_KEY
+from deployments.up.layout import INCOMING_PREFIX, PULL_PREFIX, SAMPLE_BUCKET, SAMPLE_KEY
 
 #: Ledger account name → sandbox test user who approves the OAuth request.
 ACCOUNTS = {"main": "studio_main", "private": "private_creator"}
@@ -47,6 +47,19 @@ def upload_sample(sample: Path, endpoint_url: str) -> None:
         if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
             raise
     s3.upload_file(str(sample), SAMPLE_BUCKET, SAMPLE_KEY, ExtraArgs={"ContentType": "video/mp4"})
+
+
+def serve_pull_prefix(endpoint_url: str) -> None:
+    """Let anyone read s3://media/tiktok-pull/, as a CDN in front of it would: TikTok (the sandbox)
+    fetches photo posts from there."""
+    import json
+
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=FAKE_AWS_ENV["AWS_DEFAULT_REGION"])
+    s3.put_bucket_policy(Bucket=SAMPLE_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{SAMPLE_BUCKET}/{PULL_PREFIX}*"}]}))
 
 
 def wire_sample_bucket(endpoint_url: str) -> QueueWiring:

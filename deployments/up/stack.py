@@ -19,6 +19,7 @@ from deployments.up.layout import (
     BIN,
     HOST,
     INCOMING_PREFIX,
+    PULL_PREFIX,
     REVIEW_PREFIX,
     ROOT,
     SAMPLE_BUCKET,
@@ -28,6 +29,7 @@ from deployments.up.layout import (
     UpError,
     api_url,
     databases,
+    pull_url_prefix,
     sandbox_url,
     saved_encryption_key,
     webhooks_url,
@@ -41,6 +43,7 @@ from deployments.up.seed import (
     connect_sandbox_accounts,
     make_sample,
     register_webhook_url,
+    serve_pull_prefix,
     upload_sample,
     wire_sample_bucket,
 )
@@ -73,7 +76,7 @@ def services(ports: Ports, topology: Topology = Topology()) -> dict[str, Service
         "sandbox",
         # The receiver's URL as the app's callback from the start: a sandbox reset restores it too.
         (str(BIN / "tiktok-pipeline"), "sandbox", "--host", HOST, "--port", str(ports.sandbox),
-         "--webhook-url", webhooks_url(ports), "--log-level", "warning"),
+         "--webhook-url", webhooks_url(ports), "--verified-url-prefix", pull_url_prefix(ports), "--log-level", "warning"),
         ports.sandbox, f"{sandbox_url(ports)}/_sandbox/clock",
     )
     plan["moto"] = Service(
@@ -205,6 +208,9 @@ def up(layout: Layout = Layout(ROOT)) -> None:
     wait_healthy("moto")
     upload_sample(layout.sample, values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"])
     print(f"sample clip uploaded to {SAMPLE_URI}", flush=True)
+    serve_pull_prefix(values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"])
+    print(f"photo posts: staged under s3://{SAMPLE_BUCKET}/{PULL_PREFIX}, pulled by TikTok from {pull_url_prefix(ports)}",
+          flush=True)
     wiring = wire_sample_bucket(values["TIKTOK_PIPELINE_S3_ENDPOINT_URL"])
     values.update(wiring.env())
     env.update(wiring.env())

@@ -129,8 +129,7 @@ def test_a_creator_without_the_privacy_chosen_is_refused_and_the_other_posts(pip
 # --- the command line (Typer's CliRunner, in-process) ---------------------------------------------
 
 #: README "Photo posts" shows this command as it is run here, in a directory holding the photos.
-README_COMMAND = ("tiktok-pipeline photos post day-1.jpg day-2.png day-3.webp --account main --title Saturday "
-                  "--description '#weekend' --privacy SELF_ONLY --cover-index 2")
+README_COMMAND = "tiktok-pipeline photos post day-1.jpg day-2.png day-3.webp --account main --title Saturday --description '#weekend' --privacy SELF_ONLY --cover-index 2"  # noqa: E501
 
 
 @pytest.fixture

@@ -82,3 +82,15 @@ def test_tiktoks_webhook_settles_a_pull_post_whose_init_answer_was_lost(pipeline
     assert "publish_id_adopted" in kinds
     (attempt,) = book.init_attempts(post.id)
     assert (attempt.outcome.value, attempt.publish_id) == ("answered", posted["publish_id"])
+
+
+def test_with_pull_videos_off_a_video_is_uploaded_though_a_prefix_is_verified(pipeline, media, verified_prefix,
+                                                                              monkeypatch) -> None:
+    """TIKTOK_PIPELINE_PULL_VIDEOS=false: the prefix serves photo posts only (what `make up` configures)."""
+    monkeypatch.setenv("TIKTOK_PIPELINE_PULL_VIDEOS", "false")
+    source = pipeline.upload(media.path("compliant"), "in/uploaded.mp4")
+    state = publish_video(PublishRequest(source=source, accounts=["main"], caption="uploaded", privacy_level="SELF_ONLY"),
+                          return_state=True)
+    assert state.is_completed(), state.message
+    (post,) = pipeline.sandbox.posts()
+    assert post["source"] == "FILE_UPLOAD" and post["received_bytes"] > 0 and _staged_objects(pipeline) == []
