@@ -94,3 +94,32 @@ def test_with_pull_videos_off_a_video_is_uploaded_though_a_prefix_is_verified(pi
     assert state.is_completed(), state.message
     (post,) = pipeline.sandbox.posts()
     assert post["source"] == "FILE_UPLOAD" and post["received_bytes"] > 0 and _staged_objects(pipeline) == []
+
+
+def test_a_fan_out_to_ten_accounts_sends_the_video_once(pipeline, media, verified_prefix) -> None:
+    """Issue 13's measure of PULL_FROM_URL, proven here as bench/fanout.py measures it: ten accounts, the
+    video written once under the prefix, nothing uploaded to TikTok, each account's post pulled."""
+    import httpx
+
+    from publishing.connect import connect_account
+    from sandbox import SandboxCreator
+    from tasks import runtime
+
+    users = [f"fan{n}" for n in range(10)]
+    creators = [*pipeline.sandbox.config.creators,
+                *(SandboxCreator(open_id=f"sbx-open-id-{u}", username=u, nickname=u.capitalize()) for u in users)]
+    pipeline.reset_sandbox({"verified_url_prefixes": [verified_prefix], "creators": creators})
+    settings = runtime.settings()
+    for user in users:
+        connect_account(settings, runtime.ledger(settings), user,
+                        lambda url: httpx.get(url, follow_redirects=True, timeout=30), extra_params={"sandbox_user": user})
+    source = pipeline.upload(media.path("compliant"), "in/fan-out-10.mp4")
+    state = publish_video(PublishRequest(source=source, accounts=users, caption="to ten", privacy_level="SELF_ONLY"),
+                          return_state=True)
+    assert state.is_completed(), state.message
+    assert [r.state for r in state.result()] == [PostState.published] * 10
+    (staged,) = _staged_objects(pipeline)  # the bytes, sent once by the worker
+    posts = pipeline.sandbox.posts()
+    assert len(posts) == 10 and {p["username"] for p in posts} == set(users)
+    assert all(p["source"] == "PULL_FROM_URL" and not p["received_bytes"] and p["downloaded_bytes"] == staged["Size"]
+               for p in posts)
