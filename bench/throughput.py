@@ -115,7 +115,12 @@ def connect_accounts(stack: dict[str, Any], count: int) -> list[str]:
 
     creators = [SandboxCreator(open_id=f"sbx-open-id-bench-{i}", username=f"bench_{i}", nickname=f"Bench {i}",
                                max_video_post_duration_sec=600) for i in range(count)]
-    config = SandboxConfig(creators=creators)
+    # The running config with these creators: make up's webhook URL (posts settle by TikTok's webhook)
+    # and verified prefix stay. A fresh SandboxConfig would drop them, and each post would then wait for
+    # the 60 s safety-net poll, inflating the work of one post that the minimum is made of.
+    running = httpx.get(f"{stack['sandbox']}/_sandbox/state", timeout=30).json()["config"]
+    config = SandboxConfig.model_validate({**running, "creators": [c.model_dump(mode="json") for c in creators]})
+    assert config.webhook_url, "the stack's sandbox has no webhook URL: posts would settle by polling only"
     httpx.post(f"{stack['sandbox']}/_sandbox/reset", json={"config": config.model_dump(mode="json")},
                timeout=30).raise_for_status()
     names = []
