@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from prefect import flow
 from prefect.runtime import flow_run as current_flow_run
 
-from flows.publish import conclude, current_run_id, remove_run_dir, step_failure
+from flows.publish import check_creators, conclude, current_run_id, remove_run_dir, settle_chain, step_failure
 from publishing import PhotoPostRequest, PublishResult, photo_run_name
 from publishing.photo_posts import PhotoSet, photo_set_sha256
 from publishing.posting import StepFailure, unrecorded_failure
@@ -34,7 +34,7 @@ from tasks.photo_posts import (
     stage_photos,
 )
 from tasks.policy import with_retries
-from tasks.publishing import interrupted_result, log_results, poll_status, report_results
+from tasks.publishing import log_results, poll_status, report_results
 from tiktok_pipeline.settings import Settings
 
 
@@ -74,35 +74,15 @@ def _post_photos(settings: Settings, request: PhotoPostRequest, work_dir: str) -
     if (failure := step_failure("stage-photos", staged)) is not None:
         return results | _recorded(settings, request, dict.fromkeys(connected, failure), sha256)
     photo_set: PhotoSet = staged.result()
-    check_ = with_retries(check_photo_creator, settings)
-    futures = {name: check_.submit(name, request) for name in connected}
-    checks, refused = {}, {}
-    for name, future in futures.items():
-        future.wait()
-        if (failure := step_failure("check-creator", future.state)) is None:
-            checks[name] = future.result()
-        else:
-            refused[name] = failure
+    checks, refused = check_creators(settings, request, connected, check_photo_creator)
     results |= _recorded(settings, request, refused, sha256)
     poll_ = with_retries(poll_status, settings)
     chains = {}
     for name, check in checks.items():
         initialized = init_photo_post.submit(request, check, photo_set)
-        chains[name] = (initialized, poll_.submit(initialized, check.username))
-    for name, (initialized, polled) in chains.items():
-        polled.wait()
-        outcome = polled.result(raise_on_failure=False) if polled.state.is_final() else None
-        if isinstance(outcome, PublishResult):
-            results[name] = outcome
-            continue
-        initialized.wait()
-        first = initialized.result(raise_on_failure=False)
-        exc = outcome if isinstance(outcome, BaseException) else first if isinstance(first, BaseException) else (
-            RuntimeError("the photo post chain did not finish"))
-        if isinstance(first, PublishResult) and first.post_id is not None:
-            results[name] = interrupted_result(name, first.post_id, exc, checks[name].nickname)
-        else:
-            results[name] = unrecorded_failure(name, request.mode, exc)
+        chains[name] = [initialized, poll_.submit(initialized, check.username)]
+    for name, chain in chains.items():
+        results[name] = settle_chain(name, chain, checks[name], request)
     return results
 
 

@@ -30,7 +30,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Completed, Failed
 
-from publishing import PublishRequest, PublishResult, StepTiming
+from publishing import PhotoPostRequest, PublishRequest, PublishResult, StepTiming
 from tasks.scheduling import is_due, schedule_publish
 from ledger import PostState, PublishMode
 from publishing import review
@@ -109,9 +109,10 @@ def _record(settings: Settings, request: PublishRequest, failures: Mapping[str, 
         "message": f"{f.message} (not recorded in the ledger: {recorded})"})) for name, f in failures.items()}
 
 
-def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck, request: PublishRequest) -> PublishResult:
-    """The result of one account's chain (init → upload → poll); when a task gave up, the ledger
-    says where the post stopped."""
+def settle_chain(account: str, chain: list[PrefectFuture], check: CreatorCheck, request: PublishRequest | PhotoPostRequest
+                 ) -> PublishResult:
+    """The result of one account's chain (init → upload → poll, or a photo post's init → poll); when a
+    task gave up, the ledger says where the post stopped."""
     outcomes = [_outcome(f) for f in chain]
     if isinstance(outcomes[-1], PublishResult):
         return outcomes[-1]
@@ -122,10 +123,11 @@ def _settle(account: str, chain: list[PrefectFuture], check: CreatorCheck, reque
     return interrupted_result(account, started.post_id, exc, check.nickname)
 
 
-def _check_creators(settings: Settings, request: PublishRequest, accounts: Sequence[str]
-                    ) -> tuple[dict[str, CreatorCheck], dict[str, StepFailure]]:
-    """Fresh creator_info for every account, concurrently: (accounts that may post, why the others may not)."""
-    check = with_retries(check_creator, settings)
+def check_creators(settings: Settings, request: PublishRequest | PhotoPostRequest, accounts: Sequence[str],
+                   check_task: Any = check_creator) -> tuple[dict[str, CreatorCheck], dict[str, StepFailure]]:
+    """Fresh creator_info for every account, concurrently (`check_task`: the check-creator task of the
+    request's kind): (accounts that may post, why the others may not)."""
+    check = with_retries(check_task, settings)
     futures = {name: check.submit(name, request) for name in accounts}
     checks: dict[str, CreatorCheck] = {}
     failed: dict[str, StepFailure] = {}
@@ -174,7 +176,7 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
         return results | failed, [_timed("ingest", started)], None
     source: FetchedSource = fetched.result()
     timings = [_timed("ingest", started)]
-    checks, refused = _check_creators(settings, request, connected)
+    checks, refused = check_creators(settings, request, connected)
     results |= _record(settings, request, refused, source, post_keys)
     if not checks:
         return results, timings, source
@@ -203,7 +205,7 @@ def _publish_due(settings: Settings, request: PublishRequest, post_keys: Mapping
         uploaded = upload_.submit(initialized, media_for.get(name))
         chains[name] = [initialized, uploaded, poll_.submit(uploaded, check.username)]
     for name, chain in chains.items():
-        results[name] = _settle(name, chain, checks[name], requests[name])
+        results[name] = settle_chain(name, chain, checks[name], requests[name])
     return results, timings, source
 
 
