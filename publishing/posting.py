@@ -1107,7 +1107,8 @@ def upload(services: Services, result: PublishResult, media: PreparedMedia | Non
             renewed[0] = time.monotonic()
         log.info("post %d: chunk %d of %d confirmed, %d of %d bytes", post.id, min(confirmed[0], plan.total_chunk_count),
                  plan.total_chunk_count, sent, total)
-        progress.update(round(100.0 * sent / total, 1), f"Uploading {what}: {megabytes(sent)} sent")
+        if sent < total:  # the last chunk's is the final update below, with the publish_id
+            progress.update(round(100.0 * sent / total, 1), f"Uploading {what}: {megabytes(sent)} sent")
 
     lease = claim_lease(services)
     if owner is not None:
@@ -1148,6 +1149,13 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     started = time.monotonic()
     book = services.ledger
     post = book.get_post(result.post_id)
+    if post.state in SETTLED_STATES and result.state in (PostState.uploaded, PostState.processing):
+        # TikTok's webhook (or another runner) settled the post between the upload and this first read:
+        # TikTok may settle a small upload within a second, before this task starts.
+        log.info("post %d (%s): %s, told by TikTok's webhook before the first status poll", post.id, post.publish_id,
+                 post.state)
+        release(services, post, owner)
+        return refresh_result(result, post, "poll", started)
     if post.state not in (PostState.uploaded, PostState.processing):
         return result  # nothing uploaded to poll for (held, deferred, failed): the result stands as it is
     if post.state is PostState.uploaded:

@@ -113,6 +113,20 @@ def test_a_post_is_settled_by_its_webhook_without_polling(services, sandbox, rec
     assert "published (public post id not assigned yet)" in events
 
 
+def test_a_post_settled_by_its_webhook_before_its_first_poll_is_reported_as_settled(
+        services, sandbox, receiver, clip, monkeypatch) -> None:
+    """TikTok may settle a small upload before the poll task even starts: bench/throughput.py saw 1
+    run in 60 end Failed ("uploaded, but its status was never read") with its post published. The
+    poll reports what the webhook recorded, and asks TikTok nothing."""
+    result, check = uploaded_post(services, clip)
+    wait_for("the post published by webhook", lambda: state_of(services, result.post_id) is PostState.published)
+    monkeypatch.setattr(services, "with_client", lambda *_: pytest.fail("TikTok asked about a settled post"))
+    done = poll_status(services, result, check.username)
+    assert result.state is PostState.uploaded
+    assert done.state is PostState.published and done.ok and done.publish_id == result.publish_id, done
+    assert done.timings[-1].step == "poll"
+
+
 def test_a_duplicated_delivery_is_stored_and_applied_once(services, sandbox, receiver, clip) -> None:
     sandbox.add_fault("webhook", "duplicate", times=1)
     result, _ = uploaded_post(services, clip)
