@@ -37,7 +37,7 @@ PYTEST_WORKERS ?= 3
 
 test: setup chromium
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/tiktok-pipeline demo

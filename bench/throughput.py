@@ -77,7 +77,10 @@ def topology(redis_db: int) -> Iterator[dict[str, Any]]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     state = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    ports = [free_port() for _ in range(6)]
+    ports: list[int] = []
+    while len(ports) < 6:  # free_port() may hand out a port twice: make up refuses equal ports
+        if (port := free_port()) not in ports:
+            ports.append(port)
     with throwaway_database("bench_prefect") as prefect_db, throwaway_database("bench_ledger") as ledger_db:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("TIKTOK_PIPELINE_", "PREFECT_", "UP_", "AWS_"))}
@@ -242,6 +245,33 @@ def server_cpu(state: Path) -> float:
     return tree_cpu(state, ("prefect", "prefect-2", "prefect-services"))
 
 
+#: Where the machine's CPU goes during a burst: the `make up` services by pid file, then the machine's
+#: own services by process name.
+CPU_GROUPS: dict[str, tuple[str, ...]] = {
+    "workers (flow runs, ffmpeg)": ("worker", "worker-2"),
+    "Prefect API servers": ("prefect", "prefect-2"),
+    "Prefect services": ("prefect-services",),
+    "TikTok sandbox": ("sandbox",),
+    "S3 (moto)": ("moto",),
+    "webhook receiver, S3 listener": ("webhooks", "listener"),
+}
+SYSTEM_GROUPS = {"PostgreSQL": "postgres", "Redis": "redis-server"}
+
+
+def cpu_by_group(state: Path) -> dict[str, float]:
+    """CPU seconds so far: the machine's busy time, each group of CPU_GROUPS (trees) and SYSTEM_GROUPS."""
+    times = psutil.cpu_times()
+    busy = sum(getattr(times, field, 0.0) for field in ("user", "nice", "system", "irq", "softirq", "steal"))
+    found = {"machine": busy, **{group: tree_cpu(state, names) for group, names in CPU_GROUPS.items()}}
+    for group, process_name in SYSTEM_GROUPS.items():
+        total = 0.0
+        for process in psutil.process_iter(["name", "cpu_times"]):
+            if process.info["name"] == process_name and process.info["cpu_times"] is not None:
+                total += process.info["cpu_times"].user + process.info["cpu_times"].system
+        found[group] = total
+    return found
+
+
 def most_at_once(runs: list[dict[str, Any]]) -> int:
     """The largest number of these runs Running at the same moment."""
     edges = sorted([(parse(r["start_time"]), 1) for r in runs] + [(parse(r["end_time"]), -1) for r in runs])
@@ -273,9 +303,10 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         tag = uuid.uuid4().hex[:8]
         captions = [f"bench {tag} {i}" for i in range(posts)]
         with MemorySampler(stack["state"], ["worker", "worker-2"]) as memory:
-            started = datetime.now(UTC)
+            started, cpu_before = datetime.now(UTC), cpu_by_group(stack["state"])
             runs = [submit(apis[i % 2], names[i % accounts], source, caption) for i, caption in enumerate(captions)]
             done = wait_all(apis[1], runs)
+            cpu_spent = {group: spent - cpu_before[group] for group, spent in cpu_by_group(stack["state"]).items()}
         ended = max(parse(run["end_time"]) for run in done)
         wall = (ended - started).total_seconds()
 
@@ -303,6 +334,15 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         print(f"  ratio wall/minimum: {ratio:.2f} (goal <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'MISSED'})")
         print(f"  runs: {states.count('COMPLETED')} completed of {posts}; TikTok posts published: {published}; "
               f"requests TikTok never got: {posts - len(per_caption)}")
+        others = [run for run in done if run["state"]["type"] != "COMPLETED"]
+        for run in others:
+            print(f"  NOT COMPLETED: flow run {run['id']} ({run['name']}): {run['state']['type']} "
+                  f"{run['state'].get('name')!r}: {run['state'].get('message')}")
+        if others:  # the stack's logs go with its state directory: kept for whoever looks into it
+            kept = Path(tempfile.mkdtemp(prefix="bench-throughput-logs-"))
+            for log in stack["state"].glob("*.log"):
+                shutil.copy2(log, kept / log.name)
+            print(f"  the stack's logs are kept in {kept}")
         print(f"  429s answered by the sandbox: {sum(state['rate_limited'].values())} {state['rate_limited']}; "
               f"duplicates: {duplicates}")
         durations = sorted((parse(r["end_time"]) - parse(r["start_time"])).total_seconds() for r in done)
@@ -312,6 +352,12 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         print(f"  CPU of one post: {cpu_one:.1f} s in the worker's process tree (flow run, ffmpeg), {server_one:.1f} s in "
               f"Prefect's server (its background loops over that time included); {posts} posts on {cores} cores need at least "
               f"{posts * (cpu_one + server_one) / cores:.1f} s of CPU time (not part of the minimum above)")
+        machine = cpu_spent.pop("machine")
+        # The sampling reads each process tree through its pid file: a group that read nothing is missing, not idle.
+        print(f"  CPU during the burst (submission to the last run's end, {wall + 2:.0f} s or so): machine busy {machine:.1f} s of "
+              f"{cores * (datetime.now(UTC) - started).total_seconds():.0f} s ({machine / posts:.2f} s per post): "
+              + ", ".join(f"{group} {spent:.1f} s" if spent > 0 else f"{group} not read" for group, spent in cpu_spent.items())
+              + f", the rest {machine - sum(cpu_spent.values()):.1f} s")
         print(f"  where the time went: first run Running {(first_start - started).total_seconds():.1f} s after the "
               f"first submission; run duration median {durations[len(durations) // 2]:.1f} s (max {durations[-1]:.1f} s, "
               f"alone {one:.1f} s); queued before Running median {queued[len(queued) // 2]:.1f} s (max {queued[-1]:.1f} s)")

@@ -10,7 +10,7 @@ API query), how to schedule a deferred post (a deployment run) and where progres
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from tasks.policy import STEP_OPTIONS, retry_options
 from tiktok import PublishStatus
 from transcode import MediaInfo, Policy, make_tiktok_ready
 
-#: Least time between two updates of the transcode's progress artifact.
+#: Least time between two updates of a progress artifact (transcode, upload).
 PROGRESS_EVERY_S = 1.0
 
 __all__ = [
@@ -97,21 +97,32 @@ def log_attempt(what: str) -> None:
 
 
 class ArtifactProgress:
-    """`posting.Progress` as a Prefect progress artifact of the current task run."""
+    """`posting.Progress` as a Prefect progress artifact of the current task run.
 
-    def __init__(self) -> None:
+    Created on the first update at least PROGRESS_EVERY_S after `start`, or by the final one (100 %),
+    then updated at most once per PROGRESS_EVERY_S and at 100 %: each call is a request to Prefect's
+    API and an event its services process. A step over within a second (a remux, a small upload)
+    leaves one artifact, at 100 % with its summary, instead of one per chunk or per 5 %.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.id: Any = None
+        self.description = ""
+        self.clock = clock
+        self.last = 0.0
 
     def start(self, description: str) -> None:
-        self.id = create_progress_artifact(progress=0.0, description=description)
+        self.description, self.last = description, self.clock()
 
     def update(self, percent: float, description: str | None = None) -> None:
-        if self.id is None:
+        self.description = description or self.description
+        if percent < 100 and self.clock() - self.last < PROGRESS_EVERY_S:
             return
-        if description is None:
-            update_progress_artifact(self.id, progress=percent)
+        self.last = self.clock()
+        if self.id is None:
+            self.id = create_progress_artifact(progress=percent, description=self.description)
         else:
-            update_progress_artifact(self.id, progress=percent, description=description)
+            update_progress_artifact(self.id, progress=percent, description=self.description)
 
 
 # --- before any post: what the run needs -----------------------------------------------------------
@@ -160,23 +171,20 @@ def prepare_media(source_path: str, work_dir: str, request: PublishRequest, max_
     name = Path(source_path).name
     what = (f"{name} ({megabytes(Path(source_path).stat().st_size)}) to 1080x1920 H.264/AAC, fit {request.fit}, "
             f"at most {max_duration_s:g} s")
-    progress_id = create_progress_artifact(progress=0.0, description=f"Transcoding {what}")
-    last = [0.0, time.monotonic()]
+    progress = ArtifactProgress()
+    progress.start(f"Transcoding {what}")
 
     def on_progress(fraction: float) -> None:
-        # Each update is a call to the Prefect API: every 5 %, at most once a second (a remux that is
-        # over in a second would otherwise make twenty), and the final one below in any case.
         percent = round(fraction * 100, 0)
-        if percent - last[0] >= 5 and time.monotonic() - last[1] >= PROGRESS_EVERY_S and percent < 100:
-            last[:] = [percent, time.monotonic()]
-            update_progress_artifact(progress_id, progress=percent)
+        if percent < 100:  # the final update, with the summary, follows the encode
+            progress.update(percent)
 
     out = Path(work_dir) / "tiktok-ready.mp4"
     result = make_tiktok_ready(source_path, out, policy, on_progress=on_progress,
                                niceness=runtime.settings().transcode_niceness)
     info: MediaInfo = result.output
     how = "; ".join(result.reasons) or "already compliant"
-    update_progress_artifact(progress_id, progress=100.0, description=(
+    progress.update(100.0, (
         f"{name}: {result.path.value} in {result.elapsed:.1f} s → {megabytes(info.size)}, {info.duration or 0:.1f} s ({how})"))
     get_run_logger().info("media ready by %s in %.1f s: %s, %s", result.path.value, result.elapsed, megabytes(info.size), how)
     return PreparedMedia(path=str(out), size=info.size, sha256=sha256_of(out), duration=info.duration or 0.0,

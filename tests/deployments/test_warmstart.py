@@ -4,6 +4,7 @@ run the engine itself through `tiktok-pipeline worker`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -187,3 +188,33 @@ def test_make_up_waits_for_the_preload_of_the_worker_it_last_started(tmp_path: P
     with log.open("a") as more:
         more.write("12:00:05 warm start: ready on /tmp/b.sock\n")
     assert warm_start_ready(log)
+
+
+PRELOAD_PROBE = textwrap.dedent("""
+    import importlib, json, sys
+    from deployments.warmstart._server import PRELOAD
+    for name in PRELOAD:
+        importlib.import_module(name)
+    before = set(sys.modules)
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+    from ledger._ledger import create_ledger_engine
+    entrypoints = [d["entrypoint"] for d in yaml.safe_load(open("prefect.yaml"))["deployments"]]
+    for entrypoint in entrypoints:
+        load_flow_from_entrypoint(entrypoint)
+    create_ledger_engine("postgresql+psycopg://postgres@127.0.0.1:5432/not-connected")
+    print(json.dumps({"entrypoints": entrypoints, "imported": {
+        name: getattr(sys.modules[name], "__file__", None) for name in set(sys.modules) - before}}))
+""")
+
+
+def test_a_flow_run_imports_nothing_the_preloaded_process_has_not_imported() -> None:
+    """What a forked run imports costs CPU in every run (psycopg alone about 0.1 s): after the preload,
+    loading each deployment's flow as the engine loads it and building the ledger's PostgreSQL engine
+    import nothing but the entrypoint scripts themselves."""
+    done = subprocess.run([sys.executable, "-c", PRELOAD_PROBE], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, check=True)
+    found = json.loads(done.stdout.splitlines()[-1])
+    scripts = {str(ROOT / entrypoint.split(":")[0]) for entrypoint in found["entrypoints"]}
+    others = sorted(name for name, path in found["imported"].items() if path not in scripts)
+    assert not others, f"imported by a run, not preloaded (add them to PRELOAD): {others}"
