@@ -235,22 +235,28 @@ def tree_cpu(state: Path, names: tuple[str, ...]) -> float:
     return total
 
 
+#: The `make up` processes (pid file names) of the two workers, Prefect's API servers and its services.
+WORKERS = ("worker", "worker-2")
+API_SERVERS = ("prefect", "prefect-2")
+SERVICES = ("prefect-services",)
+
+
 def worker_cpu(state: Path) -> float:
     """The workers' process trees: the worker, its preloaded process, flow runs and their ffmpeg."""
-    return tree_cpu(state, ("worker", "worker-2"))
+    return tree_cpu(state, WORKERS)
 
 
 def server_cpu(state: Path) -> float:
     """Prefect's server processes: both API servers and the services."""
-    return tree_cpu(state, ("prefect", "prefect-2", "prefect-services"))
+    return tree_cpu(state, API_SERVERS + SERVICES)
 
 
 #: Where the machine's CPU goes during a burst: the `make up` services by pid file, then the machine's
 #: own services by process name.
 CPU_GROUPS: dict[str, tuple[str, ...]] = {
-    "workers (flow runs, ffmpeg)": ("worker", "worker-2"),
-    "Prefect API servers": ("prefect", "prefect-2"),
-    "Prefect services": ("prefect-services",),
+    "workers (flow runs, ffmpeg)": WORKERS,
+    "Prefect API servers": API_SERVERS,
+    "Prefect services": SERVICES,
     "TikTok sandbox": ("sandbox",),
     "S3 (moto)": ("moto",),
     "webhook receiver, S3 listener": ("webhooks", "listener"),
@@ -302,11 +308,12 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
 
         tag = uuid.uuid4().hex[:8]
         captions = [f"bench {tag} {i}" for i in range(posts)]
-        with MemorySampler(stack["state"], ["worker", "worker-2"]) as memory:
+        with MemorySampler(stack["state"], list(WORKERS)) as memory:
             started, cpu_before = datetime.now(UTC), cpu_by_group(stack["state"])
             runs = [submit(apis[i % 2], names[i % accounts], source, caption) for i, caption in enumerate(captions)]
             done = wait_all(apis[1], runs)
             cpu_spent = {group: spent - cpu_before[group] for group, spent in cpu_by_group(stack["state"]).items()}
+            cpu_window = (datetime.now(UTC) - started).total_seconds()
         ended = max(parse(run["end_time"]) for run in done)
         wall = (ended - started).total_seconds()
 
@@ -354,8 +361,8 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
               f"{posts * (cpu_one + server_one) / cores:.1f} s of CPU time (not part of the minimum above)")
         machine = cpu_spent.pop("machine")
         # The sampling reads each process tree through its pid file: a group that read nothing is missing, not idle.
-        print(f"  CPU during the burst (submission to the last run's end, {wall + 2:.0f} s or so): machine busy {machine:.1f} s of "
-              f"{cores * (datetime.now(UTC) - started).total_seconds():.0f} s ({machine / posts:.2f} s per post): "
+        print(f"  CPU during the burst (first submission until every run was seen final, {cpu_window:.0f} s): machine busy "
+              f"{machine:.1f} s of {cores * cpu_window:.0f} s ({machine / posts:.2f} s per post): "
               + ", ".join(f"{group} {spent:.1f} s" if spent > 0 else f"{group} not read" for group, spent in cpu_spent.items())
               + f", the rest {machine - sum(cpu_spent.values()):.1f} s")
         print(f"  where the time went: first run Running {(first_start - started).total_seconds():.1f} s after the "
@@ -366,7 +373,7 @@ def run_config(posts: int, accounts: int, redis_db: int) -> None:
         by_worker: dict[str, int] = {}
         submitted: dict[str, int] = {}
         warm = 0
-        for name in ("worker", "worker-2"):
+        for name in WORKERS:
             log = stack["state"] / f"{name}.log"
             text = log.read_text(errors="replace") if log.exists() else ""
             ran = set(WARM.findall(text)) & set(runs)

@@ -1149,13 +1149,17 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
     started = time.monotonic()
     book = services.ledger
     post = book.get_post(result.post_id)
+
+    def settled_meanwhile(post: Post, polls: int) -> PublishResult:
+        log.info("post %d (%s): %s, told by TikTok's webhook, after %d status poll(s)", post.id, post.publish_id,
+                 post.state, polls)
+        release(services, post, owner)
+        return refresh_result(result, post, "poll", started)
+
     if post.state in SETTLED_STATES and result.state in (PostState.uploaded, PostState.processing):
         # TikTok's webhook (or another runner) settled the post between the upload and this first read:
         # TikTok may settle a small upload within a second, before this task starts.
-        log.info("post %d (%s): %s, told by TikTok's webhook before the first status poll", post.id, post.publish_id,
-                 post.state)
-        release(services, post, owner)
-        return refresh_result(result, post, "poll", started)
+        return settled_meanwhile(post, 0)
     if post.state not in (PostState.uploaded, PostState.processing):
         return result  # nothing uploaded to poll for (held, deferred, failed): the result stands as it is
     if post.state is PostState.uploaded:
@@ -1196,11 +1200,7 @@ def poll_status(services: Services, result: PublishResult, username: str | None 
         status = services.with_client(
             post.account_name, lambda c: c.wait_for_publish(post.publish_id, poll=poll, on_status=on_status, sleep=sleep))
     except _SettledMeanwhile as settled:
-        post = settled.post
-        log.info("post %d (%s): %s, told by TikTok's webhook, after %d status poll(s)", post.id, post.publish_id,
-                 post.state, polls[0])
-        release(services, post, owner)
-        return refresh_result(result, post, "poll", started)
+        return settled_meanwhile(settled.post, polls[0])
     except PublishFailed as exc:
         post = _unless_settled_meanwhile(services, post, partial(fail_post, services, post, exc))
     else:
